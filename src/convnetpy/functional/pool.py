@@ -1,0 +1,98 @@
+"""Fast 2D max and average pooling as a reduction over KH*KW strided slices.
+
+Each window offset (kh, kw) picks one strided slice (N, C, OH, OW) of the padded input; the pooled output is
+the elementwise max (or mean) of those KH*KW slices. No Python loop touches examples or pixels, windows may
+overlap (stride < kernel) or leave a ragged edge (floor mode, as PyTorch), and the slices keep whatever
+memory layout the input has (channels-last output of a convolution stays channels-last).
+
+Semantics follow PyTorch: max pooling pads with -inf and, on ties, routes the gradient to the first maximum
+in row-major window order; average pooling pads with zeros that count in the mean (count_include_pad=True).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .conv import conv_output_size
+
+Pair = tuple[int, int]
+
+
+def _padded(x: np.ndarray, padding: Pair, fill: float) -> np.ndarray:
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    N, C, H, W = x.shape
+    xp = np.full((N, C, H + 2 * ph, W + 2 * pw), fill, dtype=x.dtype)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    return xp
+
+
+def _slices(kernel: Pair, stride: Pair, out_hw: Pair):
+    """Yield the index of each window offset's strided slice, in row-major window order."""
+    (KH, KW), (sh, sw), (OH, OW) = kernel, stride, out_hw
+    for kh in range(KH):
+        for kw in range(KW):
+            yield (slice(None), slice(None), slice(kh, kh + sh * (OH - 1) + 1, sh),
+                   slice(kw, kw + sw * (OW - 1) + 1, sw))
+
+
+def pool_output_hw(hw: Pair, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
+    return (conv_output_size(hw[0], kernel[0], stride[0], padding[0], padding[0]),
+            conv_output_size(hw[1], kernel[1], stride[1], padding[1], padding[1]))
+
+
+def maxpool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair = (0, 0),
+                      keep_cache: bool = True):
+    """x: (N, C, H, W) -> out (N, C, OH, OW), cache (argmax offset per output, uint8/uint16)."""
+    N, C, H, W = x.shape
+    out_hw = pool_output_hw((H, W), kernel, stride, padding)
+    xp = _padded(x, padding, -np.inf)
+    slices = _slices(kernel, stride, out_hw)
+    out = xp[next(slices)].copy(order="K")  # keep the input's memory layout
+    argmax = np.zeros(out.shape, dtype=np.uint8 if kernel[0] * kernel[1] < 256 else np.uint16) if keep_cache else None
+    for k, s in enumerate(slices, start=1):
+        candidate = xp[s]
+        if keep_cache:
+            better = candidate > out  # strict: ties keep the first maximum, as PyTorch
+            argmax[better] = k
+            np.copyto(out, candidate, where=better)
+        else:
+            np.maximum(out, candidate, out=out)
+    cache = (argmax, x.shape, kernel, stride, padding) if keep_cache else None
+    return out, cache
+
+
+def maxpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dout: (N, C, OH, OW) -> dx (N, C, H, W): each gradient goes to its window's maximum."""
+    argmax, (N, C, H, W), kernel, stride, padding = cache
+    ph, pw = padding
+    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dout.dtype)
+    for k, s in enumerate(_slices(kernel, stride, dout.shape[2:])):
+        dxp[s] += np.where(argmax == k, dout, 0)
+    return dxp[:, :, ph:ph + H, pw:pw + W]
+
+
+def avgpool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair = (0, 0),
+                      keep_cache: bool = True):
+    """x: (N, C, H, W) -> out (N, C, OH, OW): mean of each window, zero padding counted."""
+    out_hw = pool_output_hw(x.shape[2:], kernel, stride, padding)
+    xp = _padded(x, padding, 0.0)
+    slices = _slices(kernel, stride, out_hw)
+    out = xp[next(slices)].copy(order="K")  # keep the input's memory layout
+    for s in slices:
+        out += xp[s]
+    out *= 1.0 / (kernel[0] * kernel[1])
+    cache = (x.shape, kernel, stride, padding) if keep_cache else None
+    return out, cache
+
+
+def avgpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dout: (N, C, OH, OW) -> dx (N, C, H, W): each window shares its gradient equally."""
+    (N, C, H, W), kernel, stride, padding = cache
+    ph, pw = padding
+    share = dout * (1.0 / (kernel[0] * kernel[1]))
+    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dout.dtype)
+    for s in _slices(kernel, stride, dout.shape[2:]):
+        dxp[s] += share
+    return dxp[:, :, ph:ph + H, pw:pw + W]

@@ -1,0 +1,202 @@
+"""Net: a stack of layers built from specs, with forward/backward, parameters, a summary, save and load."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import specs as specs_mod
+from .errors import ShapeError, SpecError
+from .layers import Dense, Layer
+from .losses import HEAD_LOSSES, softmax
+
+
+@dataclass(frozen=True)
+class Param:
+    """One learnable array with its gradient and weight-decay multiplier (ConvNetJS's params-and-grads pair).
+
+    ``value`` and ``grad`` are looked up in the layer each time, so they are always the arrays the layer
+    uses; optimizers update ``value`` in place.
+    """
+
+    name: str  # "3.weight": layer index and PyTorch parameter name
+    layer: Layer
+    key: str
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.layer.params[self.key]
+
+    @property
+    def grad(self) -> np.ndarray:
+        return self.layer.grads[self.key]
+
+    @property
+    def decay(self) -> float:
+        return self.layer.decay[self.key]
+
+
+class Net:
+    """A feed-forward net: ``Net(specs)`` from a list of layer specs, or ``Net(layers, input_shape=...)``.
+
+    ``forward(x)`` maps a batch (N, *input_shape) to scores (N, K) (logits for a softmax head);
+    ``backward(dscores)`` fills every layer's grads; ``loss(scores, labels)`` applies the head's loss.
+    """
+
+    def __init__(self, specs_or_layers: Sequence, *, input_shape: Sequence[int] | None = None,
+                 head: str | None = None, rng: np.random.Generator | None = None, seed: int | None = None,
+                 dtype=np.float32) -> None:
+        if rng is None:
+            rng = np.random.default_rng(seed)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"Net: dtype must be float32 or float64, got {self.dtype}")
+        items = list(specs_or_layers) if isinstance(specs_or_layers, (list, tuple)) else None
+        if items and all(isinstance(item, Layer) for item in items):
+            self._from_layers(items, input_shape, head)
+        else:
+            if input_shape is not None or head is not None:
+                raise SpecError("Net: input_shape and head come from the specs; pass them only with layer objects")
+            self._specs, self.layers, self.input_shape, self.head = specs_mod.build(specs_or_layers, rng, self.dtype)
+        self.output_shape = self._infer_output_shape()
+
+    def _from_layers(self, layers: list[Layer], input_shape, head) -> None:
+        if input_shape is None:
+            raise SpecError("Net: a net built from layer objects needs input_shape=(C, H, W), (C, L) or (D,)")
+        if head is not None and head not in specs_mod.HEADS:
+            raise SpecError(f"Net: head must be one of {specs_mod.HEADS} or None, got {head!r}")
+        if head is not None and not isinstance(layers[-1], Dense):
+            raise SpecError(f"Net: a {head} head needs a Dense last layer to compute its scores")
+        self.layers, self.input_shape, self.head = layers, tuple(int(d) for d in input_shape), head
+        self._specs = None  # derived on demand from the layers
+
+    def _infer_output_shape(self) -> tuple[int, ...]:
+        shape = self.input_shape
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(shape)
+            except ShapeError as e:
+                raise SpecError(f"layer {i} ({type(layer).__name__}) on input {list(shape)}: {e}") from None
+        return shape
+
+    # -- specs ---------------------------------------------------------------------------------------
+    def specs(self) -> list[dict]:
+        """The net as a JSON-serialisable spec list; ``Net(net.specs())`` rebuilds the same architecture."""
+        if self._specs is not None:
+            return [dict(s) for s in self._specs]
+        layer_specs = [layer.spec() for layer in self.layers]
+        if self.head is not None:
+            last = layer_specs.pop()
+            size_key = "outputs" if self.head == "regression" else "classes"
+            layer_specs.append({"type": self.head, size_key: last["neurons"]})
+        return [{"type": "input", "shape": list(self.input_shape)}, *layer_specs]
+
+    # -- computing -----------------------------------------------------------------------------------
+    def _check_input(self, x: np.ndarray) -> None:
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"Net.forward expects a NumPy array, got {type(x).__name__}")
+        if x.dtype not in (np.float32, np.float64):
+            raise TypeError(f"Net.forward expects float32 or float64 input, got {x.dtype} "
+                            "(convert images to floats first, e.g. x.astype(np.float32) / 255)")
+        if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
+            expected = ", ".join(map(str, ("N", *self.input_shape)))
+            raise ShapeError(f"Net expects input of shape ({expected}), got {tuple(x.shape)}")
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """x (N, *input_shape) -> scores (N, *output_shape). ``training`` keeps caches for ``backward``."""
+        self._check_input(x)
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dscores: np.ndarray, input_grad: bool = False) -> np.ndarray | None:
+        """Backpropagate dscores (N, *output_shape) through every layer, filling their grads.
+
+        Returns the input gradient only when ``input_grad`` is True (the first layer then skips its col2im).
+        """
+        d = dscores
+        for i in range(len(self.layers) - 1, -1, -1):
+            d = self.layers[i].backward(d, input_grad=input_grad or i > 0)
+        return d
+
+    def loss(self, scores: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+        """The head's loss and dscores: softmax cross-entropy, multiclass hinge (svm) or MSE (regression)."""
+        if self.head is None:
+            raise SpecError("Net.loss: this net has no loss head (end the specs with softmax, svm or regression)")
+        return HEAD_LOSSES[self.head](scores, targets)
+
+    def backprop(self, x: np.ndarray, targets: np.ndarray) -> float:
+        """One training pass: forward (training mode), the head's loss, backward. Returns the loss."""
+        loss, dscores = self.loss(self.forward(x, training=True), targets)
+        self.backward(dscores)
+        return loss
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, K) of a softmax head, computed in inference mode, batch by batch."""
+        scores = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return softmax(np.concatenate(scores)) if scores else np.zeros((0, *self.output_shape), self.dtype)
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Most likely class per example: (N,) integers."""
+        scores = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(scores).argmax(axis=1)
+
+    # -- parameters ----------------------------------------------------------------------------------
+    def params(self) -> list[Param]:
+        """Every learnable array with its gradient and weight-decay multiplier, in layer order."""
+        return [Param(f"{i}.{key}", layer, key) for i, layer in enumerate(self.layers) for key in layer.params]
+
+    def num_params(self) -> int:
+        return sum(p.value.size for p in self.params())
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every parameter and buffer, keyed "<layer index>.<name>" (copies)."""
+        state = {}
+        for i, layer in enumerate(self.layers):
+            for store in (layer.params, layer.buffers):
+                state.update({f"{i}.{k}": v.copy() for k, v in store.items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays from ``state`` into the net in place; names and shapes must match exactly."""
+        expected = {f"{i}.{k}": (layer, store, k) for i, layer in enumerate(self.layers)
+                    for store in (layer.params, layer.buffers) for k in store}
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"state does not fit this net: missing {missing}, unexpected {unexpected}")
+        for name, (_, store, k) in expected.items():
+            value = np.asarray(state[name])
+            if value.shape != store[k].shape:
+                raise ValueError(f"state {name!r} has shape {value.shape}, the net expects {store[k].shape}")
+            store[k][...] = value
+
+    def astype(self, dtype) -> Net:
+        """Cast every parameter, gradient and buffer (e.g. to float64 for gradient checks); returns self."""
+        self.dtype = np.dtype(dtype)
+        for layer in self.layers:
+            layer.astype(self.dtype)
+        return self
+
+    # -- reporting and files ---------------------------------------------------------------------------
+    def summary(self) -> str:
+        from .summary import summary
+
+        return summary(self)
+
+    def save(self, path) -> None:
+        """Write specs, parameters and buffers to one ``.npz`` file, atomically."""
+        from .serialization import save_net
+
+        save_net(self, path)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Net(input_shape={self.input_shape}, head={self.head!r},\n{inner}\n)"
