@@ -9,7 +9,7 @@ import numpy as np
 
 from . import specs as specs_mod
 from .errors import ShapeError, SpecError
-from .layers import Dense, Layer
+from .layers import Dense, Layer, MaxPool1D, MaxPool2D, ReLU
 from .losses import HEAD_LOSSES, softmax
 
 
@@ -61,6 +61,25 @@ class Net:
                 raise SpecError("Net: input_shape and head come from the specs; pass them only with layer objects")
             self._specs, self.layers, self.input_shape, self.head = specs_mod.build(specs_or_layers, rng, self.dtype)
         self.output_shape = self._infer_output_shape()
+        self._order = self._execution_order()
+
+    def _execution_order(self) -> list[int]:
+        """Layer indices in the order forward runs them: each ReLU followed by a max pool runs after it.
+
+        Max pooling commutes with ReLU (both are monotonic: relu(max(x)) = max(relu(x))), and the gradient
+        reaches the same input positions either way, so pooling first is exact, and the ReLU then works
+        on a quarter of the values, forward and backward. Each layer still runs its own code.
+        """
+        order, i = [], 0
+        while i < len(self.layers):
+            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if isinstance(self.layers[i], ReLU) and isinstance(nxt, (MaxPool1D, MaxPool2D)):
+                order += [i + 1, i]
+                i += 2
+            else:
+                order.append(i)
+                i += 1
+        return order
 
     def _from_layers(self, layers: list[Layer], input_shape, head) -> None:
         if input_shape is None:
@@ -69,6 +88,12 @@ class Net:
             raise SpecError(f"Net: head must be one of {specs_mod.HEADS} or None, got {head!r}")
         if head is not None and not isinstance(layers[-1], Dense):
             raise SpecError(f"Net: a {head} head needs a Dense last layer to compute its scores")
+        for i, layer in enumerate(layers):
+            for name, value in (*layer.params.items(), *layer.buffers.items()):
+                if value.dtype != self.dtype:
+                    raise TypeError(f"Net: layer {i} ({type(layer).__name__}) holds {value.dtype} {name!r} but the "
+                                    f"net's dtype is {self.dtype}; build the layers with dtype={self.dtype} or "
+                                    f"pass dtype=np.{value.dtype} to Net")
         self.layers, self.input_shape, self.head = layers, tuple(int(d) for d in input_shape), head
         self._specs = None  # derived on demand from the layers
 
@@ -107,8 +132,8 @@ class Net:
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """x (N, *input_shape) -> scores (N, *output_shape). ``training`` keeps caches for ``backward``."""
         self._check_input(x)
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        for i in self._order:
+            x = self.layers[i].forward(x, training)
         return x
 
     def backward(self, dscores: np.ndarray, input_grad: bool = False) -> np.ndarray | None:
@@ -117,8 +142,8 @@ class Net:
         Returns the input gradient only when ``input_grad`` is True (the first layer then skips its col2im).
         """
         d = dscores
-        for i in range(len(self.layers) - 1, -1, -1):
-            d = self.layers[i].backward(d, input_grad=input_grad or i > 0)
+        for step, i in enumerate(reversed(self._order)):
+            d = self.layers[i].backward(d, input_grad=input_grad or step < len(self._order) - 1)
         return d
 
     def loss(self, scores: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
@@ -141,7 +166,7 @@ class Net:
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Most likely class per example: (N,) integers."""
         scores = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-        return np.concatenate(scores).argmax(axis=1)
+        return np.concatenate(scores).argmax(axis=1) if scores else np.zeros(0, dtype=np.intp)
 
     # -- parameters ----------------------------------------------------------------------------------
     def params(self) -> list[Param]:

@@ -54,7 +54,13 @@ def read_npz(path, what: str = "convnetpy net") -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"no {what} file at {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise NetFileError(f"{path} is not a readable {what} file (truncated or not an .npz archive): {e}") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a single .npy array loads as an ndarray
+        raise NetFileError(f"{path} is a single .npy array, not a {what} file (an .npz archive)")
+    try:
+        with data:
             arrays = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
         raise NetFileError(f"{path} is not a readable {what} file (truncated or not an .npz archive): {e}") from None

@@ -131,7 +131,8 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "input": {"shape": (_shape, REQUIRED)},
     "conv": {"filters": (_positive_int, REQUIRED), "size": (_size, REQUIRED), "stride": (_size, 1),
              "pad": (_padding, 0), "dilation": (_size, 1), "bias": (_bool, True), "activation": (_activation, None)},
-    "pool": {"size": (_size, REQUIRED), "stride": (_optional_size, None), "pad": (lambda v: _size(v, _nonneg_int), 0),
+    "pool": {"size": (_size, REQUIRED), "stride": (_optional_size, None),
+             "pad": (lambda v: _size(v, _nonneg_int, "a non-negative integer or a list of them"), 0),
              "mode": (_pool_mode, "max")},
     "fc": {"neurons": (_positive_int, REQUIRED), "bias": (_bool, True), "activation": (_activation, None),
            "dropout": (_optional_probability, None)},
@@ -253,6 +254,8 @@ def build(specs, rng: np.random.Generator | None = None, dtype=np.float32):
             for layer in _expand(i, spec, clean, shape, rng, dtype):
                 shape = layer.output_shape(shape)
                 layers.append(layer)
+        except SpecError:  # already names the layer (e.g. a conv on a flat input)
+            raise
         except (ShapeError, ValueError) as e:  # a layer refused its arguments or its input size
             raise SpecError(f"layer {i} ({spec['type']}) on input {list(shape)}: {e}") from None
     head = clean[-1]["type"] if clean[-1]["type"] in HEADS else None

@@ -34,11 +34,26 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tupl
     return total // 2, total - total // 2
 
 
-def _pad_channels_last(x: np.ndarray, pads: Pads) -> np.ndarray:
+def scratch(workspace: dict | None, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised buffer, reused from ``workspace`` between steps when the shape matches.
+
+    Reuse spares the allocator: glibc hands large buffers back to the OS after every free, and fresh
+    pages cost a page fault each on first touch (a few milliseconds per step for the CIFAR-10 net).
+    Only buffers that never leave the kernel (padded input, im2col columns, col2im blocks) live here.
+    """
+    if workspace is None:
+        return np.empty(shape, dtype)
+    buf = workspace.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = workspace[name] = np.empty(shape, dtype)
+    return buf
+
+
+def _pad_channels_last(x: np.ndarray, pads: Pads, workspace: dict | None = None) -> np.ndarray:
     """(N, C, H, W) -> zero-padded channels-last copy (N, H + pt + pb, W + pl + pr, C)."""
     N, C, H, W = x.shape
     pt, pb, pl, pr = pads
-    xp = np.empty((N, H + pt + pb, W + pl + pr, C), dtype=x.dtype)
+    xp = scratch(workspace, "padded", (N, H + pt + pb, W + pl + pr, C), x.dtype)
     # Zero only the border; the interior is overwritten just below.
     xp[:, :pt] = 0
     xp[:, pt + H:] = 0
@@ -59,18 +74,20 @@ def _windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw:
 
 def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                    stride: Pair = (1, 1), pads: Pads = (0, 0, 0, 0), dilation: Pair = (1, 1),
-                   keep_cache: bool = True):
+                   keep_cache: bool = True, workspace: dict | None = None):
     """2D cross-correlation, as ``torch.nn.functional.conv2d``.
 
     x: (N, C, H, W); weight: (F, C, KH, KW); bias: (F,) or None.
     Returns out (N, F, OH, OW) and a cache for ``conv2d_backward`` (None when ``keep_cache`` is False).
+    ``workspace``: a dict owned by the caller in which scratch buffers are kept between calls; the cache
+    refers to them, so a later call with the same workspace invalidates an earlier cache.
     """
     N, C, H, W = x.shape
     F, _, KH, KW = weight.shape
     OH = conv_output_size(H, KH, stride[0], pads[0], pads[1], dilation[0])
     OW = conv_output_size(W, KW, stride[1], pads[2], pads[3], dilation[1])
-    xp = _pad_channels_last(x, pads)  # (N, Hp, Wp, C)
-    cols = np.empty((N, OH, OW, KH, KW, C), dtype=x.dtype)
+    xp = _pad_channels_last(x, pads, workspace)  # (N, Hp, Wp, C)
+    cols = scratch(workspace, "cols", (N, OH, OW, KH, KW, C), x.dtype)
     np.copyto(cols, _windows(xp, (KH, KW), stride, dilation, (OH, OW)))
     cols = cols.reshape(N * OH * OW, KH * KW * C)  # (M, K)
     w2 = weight.transpose(2, 3, 1, 0).reshape(KH * KW * C, F)  # (K, F), rows ordered like cols
@@ -82,7 +99,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     return out, cache
 
 
-def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True):
+def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True, workspace: dict | None = None):
     """Gradients of ``conv2d_forward``.
 
     dout: (N, F, OH, OW). Returns dx (N, C, H, W) or None when ``input_grad`` is False (a net's first
@@ -91,31 +108,38 @@ def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True):
     cols, w2, (N, C, H, W), (F, _, KH, KW), stride, pads, dilation, has_bias = cache
     _, _, OH, OW = dout.shape
     d = dout.transpose(0, 2, 3, 1).reshape(N * OH * OW, F)  # (M, F); free when dout is channels-last
-    dweight = (cols.T @ d).reshape(KH, KW, C, F).transpose(3, 2, 0, 1)  # (F, C, KH, KW)
+    dweight = (d.T @ cols).reshape(F, KH, KW, C).transpose(0, 3, 1, 2)  # (F, C, KH, KW)
     dbias = d.sum(axis=0) if has_bias else None
     if not input_grad:
         return None, np.ascontiguousarray(dweight), dbias
-    dcols = (d @ w2.T).reshape(N, OH, OW, KH, KW, C)
+    # col2im: one batched matmul gives, for each kernel offset (kh, kw), the contribution (N, OH, OW, C)
+    # of every output pixel to its input pixel; each is added to a strided slice of the padded input.
+    # Laid out offset-major, every block is contiguous, so the adds stream through memory.
+    w3 = w2.reshape(KH * KW, C, F).transpose(0, 2, 1)  # (KH*KW, F, C)
+    dblocks = scratch(workspace, "dblocks", (KH * KW, N * OH * OW, C), dout.dtype)
+    np.matmul(d, w3, out=dblocks)
+    dblocks = dblocks.reshape(KH, KW, N, OH, OW, C)
     pt, pb, pl, pr = pads
     (sh, sw), (dh, dw) = stride, dilation
-    dxp = np.zeros((N, H + pt + pb, W + pl + pr, C), dtype=dout.dtype)  # col2im target
+    dxp = np.zeros((N, H + pt + pb, W + pl + pr, C), dtype=dout.dtype)  # (N, Hp, Wp, C)
     for kh in range(KH):
         for kw in range(KW):
             h0, w0 = kh * dh, kw * dw
-            dxp[:, h0: h0 + sh * (OH - 1) + 1: sh, w0: w0 + sw * (OW - 1) + 1: sw] += dcols[:, :, :, kh, kw]
+            dxp[:, h0: h0 + sh * (OH - 1) + 1: sh, w0: w0 + sw * (OW - 1) + 1: sw] += dblocks[kh, kw]
     dx = dxp[:, pt:pt + H, pl:pl + W].transpose(0, 3, 1, 2)  # (N, C, H, W) view
     return dx, np.ascontiguousarray(dweight), dbias
 
 
 def conv1d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int = 1,
-                   pads: tuple[int, int] = (0, 0), dilation: int = 1, keep_cache: bool = True):
+                   pads: tuple[int, int] = (0, 0), dilation: int = 1, keep_cache: bool = True,
+                   workspace: dict | None = None):
     """1D cross-correlation as ``torch.nn.functional.conv1d``: x (N, C, L), weight (F, C, K) -> (N, F, OL)."""
     out, cache = conv2d_forward(x[:, :, None, :], weight[:, :, None, :], bias, (1, stride),
-                                (0, 0, pads[0], pads[1]), (1, dilation), keep_cache)
+                                (0, 0, pads[0], pads[1]), (1, dilation), keep_cache, workspace)
     return out[:, :, 0, :], cache
 
 
-def conv1d_backward(dout: np.ndarray, cache, input_grad: bool = True):
+def conv1d_backward(dout: np.ndarray, cache, input_grad: bool = True, workspace: dict | None = None):
     """Gradients of ``conv1d_forward``: dout (N, F, OL) -> dx (N, C, L), dweight (F, C, K), dbias (F,)."""
-    dx, dweight, dbias = conv2d_backward(dout[:, :, None, :], cache, input_grad)
+    dx, dweight, dbias = conv2d_backward(dout[:, :, None, :], cache, input_grad, workspace)
     return (None if dx is None else dx[:, :, 0, :]), dweight[:, :, 0, :], dbias

@@ -39,6 +39,9 @@ class _Conv(Layer):
         super().__init__()
         norm = pair if self.ndim == 2 else (lambda v, n: (single(v, n),))
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        if self.in_channels < 1 or self.out_channels < 1:
+            raise ValueError(f"{type(self).__name__}: in_channels and out_channels must be >= 1, got "
+                             f"{self.in_channels}, {self.out_channels}")
         self.kernel_size = norm(kernel_size, "kernel_size")
         self.stride = norm(stride, "stride")
         self.dilation = norm(dilation, "dilation")
@@ -49,6 +52,7 @@ class _Conv(Layer):
         if self.padding != "same" and min(self.padding) < 0:
             raise ValueError(f"{type(self).__name__}: padding must be >= 0, got {self.padding}")
         self.init = init
+        self._workspace: dict = {}  # scratch buffers reused by training passes (see functional.conv.scratch)
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         fan_in = self.in_channels * int(np.prod(self.kernel_size))
         self._add_param("weight", init_weight(rng, shape, fan_in, init, dtype), decay=1.0)
@@ -63,6 +67,10 @@ class _Conv(Layer):
         return tuple((p, p) for p in self.padding)
 
     def output_shape(self, in_shape):
+        if len(in_shape) != self.ndim + 1 or in_shape[0] != self.in_channels:
+            layout = "H, W" if self.ndim == 2 else "L"
+            raise ShapeError(f"{type(self).__name__} expects examples of shape ({self.in_channels}, {layout}), "
+                             f"got {tuple(in_shape)}")
         sizes = tuple(in_shape[1:])
         out = []
         for axis, (n, k, s, d, (pb, pa)) in enumerate(zip(sizes, self.kernel_size, self.stride, self.dilation,
@@ -106,11 +114,12 @@ class Conv2D(_Conv):
         self.output_shape(x.shape[1:])  # a clear error if the input is too small
         (pt, pb), (pl, pr) = self._pads(x.shape[2:])
         out, self._cache = conv2d_forward(x, self.params["weight"], self.params.get("bias"), self.stride,
-                                          (pt, pb, pl, pr), self.dilation, keep_cache=training)
+                                          (pt, pb, pl, pr), self.dilation, keep_cache=training,
+                                          workspace=self._workspace if training else None)
         return out
 
     def backward(self, dy, input_grad=True):
-        dx, dweight, dbias = conv2d_backward(dy, self._take_cache(), input_grad)
+        dx, dweight, dbias = conv2d_backward(dy, self._take_cache(), input_grad, self._workspace)
         self._set_grad("weight", dweight)
         if dbias is not None:
             self._set_grad("bias", dbias)
@@ -130,11 +139,12 @@ class Conv1D(_Conv):
         self.output_shape(x.shape[1:])
         (pads,) = self._pads(x.shape[2:])
         out, self._cache = conv1d_forward(x, self.params["weight"], self.params.get("bias"), self.stride[0],
-                                          pads, self.dilation[0], keep_cache=training)
+                                          pads, self.dilation[0], keep_cache=training,
+                                          workspace=self._workspace if training else None)
         return out
 
     def backward(self, dy, input_grad=True):
-        dx, dweight, dbias = conv1d_backward(dy, self._take_cache(), input_grad)
+        dx, dweight, dbias = conv1d_backward(dy, self._take_cache(), input_grad, self._workspace)
         self._set_grad("weight", dweight)
         if dbias is not None:
             self._set_grad("bias", dbias)

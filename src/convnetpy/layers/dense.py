@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ShapeError
 from .base import Layer, check_input, init_weight
 
 
@@ -40,6 +41,10 @@ class Dense(Layer):
         return dy @ self.params["weight"] if input_grad else None  # (N, in)
 
     def output_shape(self, in_shape):
+        if tuple(in_shape) != (self.in_features,):
+            hint = " (put a Flatten before it)" if len(in_shape) > 1 else ""
+            raise ShapeError(f"Dense expects {self.in_features} features per example, got shape "
+                             f"{tuple(in_shape)}{hint}")
         return (self.out_features,)
 
     def mult_adds(self, in_shape):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ShapeError
 from .base import Layer, check_input
 
 
@@ -92,6 +93,13 @@ class _BatchNorm(Layer):
         mean_dxhat = dxhat.mean(axis=axes).reshape(shape)
         mean_dxhat_xhat = (dxhat * xhat).sum(axis=axes).reshape(shape) * (1.0 / n)
         return (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * inv_std.reshape(shape)
+
+    def output_shape(self, in_shape):
+        if len(in_shape) + 1 not in self.ndims or in_shape[0] != self.num_features:
+            raise ShapeError(f"{type(self).__name__} expects input of shape "
+                             f"{self.layout.replace('C', str(self.num_features), 1)}, got examples of shape "
+                             f"{tuple(in_shape)}")
+        return tuple(in_shape)
 
     def spec(self):
         return {"type": self.type, "eps": self.eps, "momentum": self.momentum}

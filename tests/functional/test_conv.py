@@ -1,0 +1,178 @@
+"""Fast im2col convolution (functional.conv) against its naive loop twin, in float64, on random configurations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import rel_error
+
+from convnetpy.functional import (
+    conv1d_backward,
+    conv1d_forward,
+    conv2d_backward,
+    conv2d_forward,
+    conv_output_size,
+    naive,
+    same_padding,
+)
+
+TOL = 1e-12  # float64: the two kernels only differ in summation order
+
+
+def _random_conv2d(rng: np.random.Generator):
+    """A random conv2d configuration whose output is non-empty: asymmetric pads, strides and dilations."""
+    while True:
+        N, C, F = rng.integers(1, 4), rng.integers(1, 4), rng.integers(1, 4)
+        H, W = rng.integers(1, 10), rng.integers(1, 10)
+        KH, KW = rng.integers(1, 5), rng.integers(1, 5)
+        stride = tuple(int(s) for s in rng.integers(1, 4, size=2))
+        dilation = tuple(int(d) for d in rng.integers(1, 3, size=2))
+        pads = tuple(int(p) for p in rng.integers(0, 3, size=4))  # (top, bottom, left, right), independent
+        OH = conv_output_size(H, KH, stride[0], pads[0], pads[1], dilation[0])
+        OW = conv_output_size(W, KW, stride[1], pads[2], pads[3], dilation[1])
+        if OH >= 1 and OW >= 1:
+            x = rng.standard_normal((N, C, H, W))  # (N, C, H, W)
+            weight = rng.standard_normal((F, C, KH, KW))  # (F, C, KH, KW)
+            bias = rng.standard_normal(F)  # (F,)
+            return x, weight, bias, stride, pads, dilation, (OH, OW)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_conv2d_forward_and_backward_match_naive(seed):
+    rng = np.random.default_rng(seed)
+    x, weight, bias, stride, pads, dilation, (OH, OW) = _random_conv2d(rng)
+    out, cache = conv2d_forward(x, weight, bias, stride, pads, dilation)
+    expected = naive.conv2d_forward(x, weight, bias, stride, pads, dilation)
+    assert out.shape == expected.shape == (x.shape[0], weight.shape[0], OH, OW)
+    assert rel_error(out, expected) < TOL
+
+    dout = rng.standard_normal(out.shape)  # (N, F, OH, OW)
+    dx, dweight, dbias = conv2d_backward(dout, cache)
+    ndx, ndweight, ndbias = naive.conv2d_backward(dout, x, weight, stride, pads, dilation)
+    assert dx.shape == x.shape and dweight.shape == weight.shape and dbias.shape == bias.shape
+    assert rel_error(dx, ndx) < TOL
+    assert rel_error(dweight, ndweight) < TOL
+    assert rel_error(dbias, ndbias) < TOL
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_conv2d_without_bias_and_without_input_grad(seed):
+    rng = np.random.default_rng(100 + seed)
+    x, weight, _, stride, pads, dilation, _ = _random_conv2d(rng)
+    out, cache = conv2d_forward(x, weight, None, stride, pads, dilation)
+    assert rel_error(out, naive.conv2d_forward(x, weight, None, stride, pads, dilation)) < TOL
+    dout = rng.standard_normal(out.shape)
+    dx, dweight, dbias = conv2d_backward(dout, cache, input_grad=False)
+    assert dx is None and dbias is None
+    assert rel_error(dweight, naive.conv2d_backward(dout, x, weight, stride, pads, dilation)[1]) < TOL
+
+
+def test_conv2d_forward_without_cache():
+    rng = np.random.default_rng(7)
+    x, weight, bias, stride, pads, dilation, _ = _random_conv2d(rng)
+    out, cache = conv2d_forward(x, weight, bias, stride, pads, dilation, keep_cache=False)
+    assert cache is None
+    assert rel_error(out, naive.conv2d_forward(x, weight, bias, stride, pads, dilation)) < TOL
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_conv1d_matches_naive_conv2d_with_unit_height(seed):
+    rng = np.random.default_rng(200 + seed)
+    while True:
+        N, C, F, L, K = (int(v) for v in rng.integers(1, 4, size=3).tolist() + [rng.integers(1, 12),
+                                                                                    rng.integers(1, 6)])
+        stride, dilation = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+        pads = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+        OL = conv_output_size(L, K, stride, pads[0], pads[1], dilation)
+        if OL >= 1:
+            break
+    x = rng.standard_normal((N, C, L))  # (N, C, L)
+    weight = rng.standard_normal((F, C, K))  # (F, C, K)
+    bias = rng.standard_normal(F)
+    out, cache = conv1d_forward(x, weight, bias, stride, pads, dilation)
+    args4 = (x[:, :, None, :], weight[:, :, None, :])
+    pads4, stride4, dilation4 = (0, 0, *pads), (1, stride), (1, dilation)
+    expected = naive.conv2d_forward(*args4, bias, stride4, pads4, dilation4)[:, :, 0, :]
+    assert out.shape == expected.shape == (N, F, OL)
+    assert rel_error(out, expected) < TOL
+
+    dout = rng.standard_normal(out.shape)  # (N, F, OL)
+    dx, dweight, dbias = conv1d_backward(dout, cache)
+    ndx, ndweight, ndbias = naive.conv2d_backward(dout[:, :, None, :], *args4, stride4, pads4, dilation4)
+    assert dx.shape == x.shape and dweight.shape == weight.shape
+    assert rel_error(dx, ndx[:, :, 0, :]) < TOL
+    assert rel_error(dweight, ndweight[:, :, 0, :]) < TOL
+    assert rel_error(dbias, ndbias) < TOL
+
+
+def test_conv1d_without_input_grad():
+    rng = np.random.default_rng(3)
+    x, weight = rng.standard_normal((2, 3, 9)), rng.standard_normal((4, 3, 3))
+    out, cache = conv1d_forward(x, weight, None, 2, (1, 0), 1)
+    dx, dweight, dbias = conv1d_backward(rng.standard_normal(out.shape), cache, input_grad=False)
+    assert dx is None and dbias is None and dweight.shape == weight.shape
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_keeps_dtype(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 5)).astype(dtype)
+    weight, bias = rng.standard_normal((4, 3, 3, 2)).astype(dtype), rng.standard_normal(4).astype(dtype)
+    out, cache = conv2d_forward(x, weight, bias, (2, 1), (1, 0, 1, 1), (1, 2))
+    dx, dweight, dbias = conv2d_backward(np.ones_like(out), cache)
+    assert out.dtype == dx.dtype == dweight.dtype == dbias.dtype == dtype
+
+
+# -- output-size arithmetic ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(("size", "kernel", "stride", "before", "after", "dilation", "expected"), [
+    (5, 3, 1, 0, 0, 1, 3),
+    (5, 3, 1, 1, 1, 1, 5),
+    (7, 3, 2, 0, 0, 1, 3),
+    (8, 3, 2, 0, 0, 1, 3),  # floor: the last column is never a window's start
+    (8, 3, 2, 0, 1, 1, 4),
+    (7, 3, 1, 0, 0, 2, 3),  # dilated 3-tap kernel spans 5
+    (32, 5, 1, 2, 2, 1, 32),
+    (2, 3, 1, 0, 0, 1, 0),  # does not fit
+    (1, 5, 1, 0, 0, 1, -3),
+])
+def test_conv_output_size(size, kernel, stride, before, after, dilation, expected):
+    assert conv_output_size(size, kernel, stride, before, after, dilation) == expected
+
+
+@pytest.mark.parametrize(("size", "kernel", "stride", "dilation", "expected"), [
+    (5, 3, 1, 1, (1, 1)),
+    (5, 4, 1, 1, (1, 2)),  # even kernel: the odd pixel goes at the end (Keras/TensorFlow)
+    (5, 1, 1, 1, (0, 0)),
+    (7, 3, 2, 1, (1, 1)),  # out 4: total (4-1)*2 + 3 - 7 = 2
+    (8, 3, 2, 1, (0, 1)),  # out 4: total (4-1)*2 + 3 - 8 = 1
+    (6, 1, 3, 1, (0, 0)),  # total would be negative: clipped to 0
+    (10, 3, 1, 2, (2, 2)),  # dilated kernel spans 5
+    (9, 2, 2, 3, (1, 2)),  # out 5: total 8 + 4 - 9 = 3
+])
+def test_same_padding_known_values(size, kernel, stride, dilation, expected):
+    assert same_padding(size, kernel, stride, dilation) == expected
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_same_padding_gives_ceil_output(seed):
+    rng = np.random.default_rng(300 + seed)
+    for _ in range(50):
+        size, kernel, stride, dilation = (int(v) for v in (rng.integers(1, 40), rng.integers(1, 8),
+                                                           rng.integers(1, 5), rng.integers(1, 4)))
+        before, after = same_padding(size, kernel, stride, dilation)
+        assert 0 <= before <= after <= before + 1  # extra pixel at the end
+        assert conv_output_size(size, kernel, stride, before, after, dilation) == -(-size // stride)
+
+
+def test_conv2d_accepts_non_contiguous_input():
+    """A convolution's output is an NCHW view of channels-last memory; the next convolution must read it."""
+    rng = np.random.default_rng(11)
+    x = np.ascontiguousarray(rng.standard_normal((2, 5, 6, 3))).transpose(0, 3, 1, 2)  # (N, C, H, W) view
+    assert not x.flags.c_contiguous
+    weight, bias = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    out, cache = conv2d_forward(x, weight, bias, (1, 2), (1, 1, 0, 2), (1, 1))
+    assert rel_error(out, naive.conv2d_forward(x, weight, bias, (1, 2), (1, 1, 0, 2), (1, 1))) < TOL
+    dout = np.ascontiguousarray(rng.standard_normal((2, *out.shape[2:], 4))).transpose(0, 3, 1, 2)
+    dx, dweight, _ = conv2d_backward(dout, cache)
+    ndx, ndweight, _ = naive.conv2d_backward(dout, x, weight, (1, 2), (1, 1, 0, 2), (1, 1))
+    assert rel_error(dx, ndx) < TOL and rel_error(dweight, ndweight) < TOL
