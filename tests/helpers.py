@@ -99,3 +99,18 @@ def compare_with_torch(layer: Layer, module, x: np.ndarray, rng: np.random.Gener
     assert_close(dx, tx.grad, rtol, atol, f"{type(layer).__name__} input gradient")
     for name in layer.params:
         assert_close(layer.grads[name], params[name].grad, rtol, atol, f"{type(layer).__name__} grad {name}")
+
+
+def copy_net_to_torch(net, module) -> dict:
+    """Copy every parameter of a Net into a torch.nn.Module with the same parameter names and shapes
+    (an ``nn.Sequential`` with the same layer order); return the module's named parameters."""
+    import torch
+
+    tparams = dict(module.named_parameters())
+    ours = {p.name: p.value for p in net.params()}
+    assert sorted(tparams) == sorted(ours), f"parameter names differ: {sorted(tparams)} != {sorted(ours)}"
+    with torch.no_grad():
+        for name, value in ours.items():
+            assert tuple(tparams[name].shape) == value.shape, f"{name}: {tuple(tparams[name].shape)} != {value.shape}"
+            tparams[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+    return tparams

@@ -39,7 +39,7 @@ def types(net: Net) -> list[type]:
 def architecture(net: Net) -> tuple:
     """Everything that defines the architecture (not the weights): layer types, param and buffer shapes, reprs."""
     return (net.input_shape, net.output_shape, net.head,
-            [(type(layer).__name__, repr(layer), {k: v.shape for k, v in layer.params.items()},
+            [(type(layer).__name__, repr(layer), layer.spec(), {k: v.shape for k, v in layer.params.items()},
               {k: v.shape for k, v in layer.buffers.items()}) for layer in net.layers])
 
 
@@ -219,7 +219,8 @@ def test_dropout_zero_adds_no_layer():
 @pytest.mark.parametrize("mode, cls2d, cls1d", [("max", MaxPool2D, MaxPool1D), ("avg", AvgPool2D, AvgPool1D)])
 def test_conv_and_pool_pick_2d_or_1d(mode, cls2d, cls1d):
     def net(inp):
-        return Net([inp, {"type": "conv", "filters": 4, "size": 3, "pad": 1}, {"type": "pool", "size": 2, "mode": mode}])
+        return Net([inp, {"type": "conv", "filters": 4, "size": 3, "pad": 1},
+                    {"type": "pool", "size": 2, "mode": mode}])
 
     image, signal = net(IMAGE), net(SIGNAL)
     assert types(image) == [Conv2D, cls2d]
@@ -286,8 +287,16 @@ def test_validated_specs_fill_defaults_and_normalise_values():
 
 def test_specs_returns_a_copy():
     net = Net(models.lenet5())
-    net.specs()[1]["filters"] = 99
+    specs = net.specs()
+    specs[1]["filters"] = 99
+    specs[0]["shape"][0] = 99  # nested lists too
     assert net.specs()[1]["filters"] == 6
+    assert net.specs()[0]["shape"] == [1, 28, 28]
+    spec = [IMAGE, {"type": "conv", "filters": 2, "size": [3, 3]}]
+    net = Net(spec)
+    net.specs()[1]["size"].append(5)
+    assert net.specs()[1]["size"] == [3, 3]
+    assert spec[1]["size"] == [3, 3]
 
 
 # -- round trips ---------------------------------------------------------------------------------------------
@@ -329,7 +338,8 @@ def test_specs_round_trip(name):
 
 def test_net_from_layer_objects():
     rng = np.random.default_rng(0)
-    layers = [Conv2D(3, 4, 3, padding=1, bias=False, rng=rng), BatchNorm2D(4), ReLU(), MaxPool2D(2),
+    layers = [Conv2D(3, 4, 3, padding=1, bias=False, rng=rng), BatchNorm2D(4, eps=1e-3, momentum=0.2), ReLU(),
+              MaxPool2D(2),
               Conv2D(4, 5, (3, 1), stride=(1, 2), padding="same", dilation=(2, 1), rng=rng), LeakyReLU(0.3),
               AvgPool2D(2, stride=1), Flatten(), Dense(5 * 3 * 1, 6, rng=rng), Tanh(), Dropout(0.2, rng=rng),
               Dense(6, 3, rng=rng)]

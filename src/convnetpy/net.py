@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,8 @@ class Net:
     def __init__(self, specs_or_layers: Sequence, *, input_shape: Sequence[int] | None = None,
                  head: str | None = None, rng: np.random.Generator | None = None, seed: int | None = None,
                  dtype=np.float32) -> None:
+        if rng is not None and seed is not None:
+            raise ValueError("Net: give seed or rng, not both")
         if rng is None:
             rng = np.random.default_rng(seed)
         self.dtype = np.dtype(dtype)
@@ -110,7 +113,7 @@ class Net:
     def specs(self) -> list[dict]:
         """The net as a JSON-serialisable spec list; ``Net(net.specs())`` rebuilds the same architecture."""
         if self._specs is not None:
-            return [dict(s) for s in self._specs]
+            return copy.deepcopy(self._specs)  # the caller may edit nested lists (shape, size) freely
         layer_specs = [layer.spec() for layer in self.layers]
         if self.head is not None:
             last = layer_specs.pop()
@@ -130,8 +133,13 @@ class Net:
             raise ShapeError(f"Net expects input of shape ({expected}), got {tuple(x.shape)}")
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """x (N, *input_shape) -> scores (N, *output_shape). ``training`` keeps caches for ``backward``."""
+        """x (N, *input_shape) -> scores (N, *output_shape). ``training`` keeps caches for ``backward``.
+
+        Input of the other float type is cast to the net's dtype, so float64 data never silently turns a
+        float32 net's computation into float64 (and float32 data keeps a float64 gradient check exact).
+        """
         self._check_input(x)
+        x = x.astype(self.dtype, copy=False)
         for i in self._order:
             x = self.layers[i].forward(x, training)
         return x

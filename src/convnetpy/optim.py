@@ -51,16 +51,21 @@ class Optimizer:
         """Restore what ``state_dict`` returned (for the same parameters, in the same order)."""
         if sd.get("type") != type(self).__name__:
             raise ValueError(f"optimizer state is for {sd.get('type')}, not {type(self).__name__}")
+        # Check everything before changing anything, so a mismatch leaves this optimizer as it was.
+        expected = {f"{p.name}/{k}": array for p, state in zip(self.params, self.state) for k, array in state.items()}
+        missing, unexpected = sorted(set(expected) - set(sd["arrays"])), sorted(set(sd["arrays"]) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"optimizer state does not fit these parameters: missing {missing}, "
+                             f"unexpected {unexpected}")
+        for key, array in expected.items():
+            value = sd["arrays"][key]
+            if value.shape != array.shape:
+                raise ValueError(f"optimizer state {key} has shape {value.shape}, the parameter has {array.shape}")
         for k, v in sd["hyperparams"].items():
             setattr(self, k, v)
         self.steps = int(sd["steps"])
-        for p, state in zip(self.params, self.state):
-            for k in state:
-                value = sd["arrays"][f"{p.name}/{k}"]
-                if value.shape != state[k].shape:
-                    raise ValueError(f"optimizer state {p.name}/{k} has shape {value.shape}, "
-                                     f"the parameter has {state[k].shape}")
-                state[k][...] = value
+        for key, array in expected.items():
+            array[...] = sd["arrays"][key]
 
 
 class SGD(Optimizer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from pathlib import Path
 
@@ -16,6 +16,21 @@ FORMAT = "convnetpy-net"
 VERSION = 1
 
 
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """A new, uniquely named file beside ``path``, opened for writing.
+
+    Unlike ``tempfile.mkstemp`` (always mode 0o600), the mode is 0o666 less the umask, as for a file
+    ``open(path, "wb")`` would create, so a saved net is as readable as any other file the user writes.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # 48 random bits: practically never taken
+            continue
+
+
 def atomic_write(path, write) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``.
 
@@ -23,7 +38,7 @@ def atomic_write(path, write) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

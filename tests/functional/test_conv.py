@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import rel_error
 
 from convnetpy.functional import (
     conv1d_backward,
@@ -15,6 +14,7 @@ from convnetpy.functional import (
     naive,
     same_padding,
 )
+from helpers import rel_error
 
 TOL = 1e-12  # float64: the two kernels only differ in summation order
 
@@ -79,8 +79,7 @@ def test_conv2d_forward_without_cache():
 def test_conv1d_matches_naive_conv2d_with_unit_height(seed):
     rng = np.random.default_rng(200 + seed)
     while True:
-        N, C, F, L, K = (int(v) for v in rng.integers(1, 4, size=3).tolist() + [rng.integers(1, 12),
-                                                                                    rng.integers(1, 6)])
+        N, C, F, L, K = (int(v) for v in rng.integers(1, [4, 4, 4, 12, 6]))
         stride, dilation = int(rng.integers(1, 4)), int(rng.integers(1, 3))
         pads = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
         OL = conv_output_size(L, K, stride, pads[0], pads[1], dilation)
@@ -176,3 +175,20 @@ def test_conv2d_accepts_non_contiguous_input():
     dx, dweight, _ = conv2d_backward(dout, cache)
     ndx, ndweight, _ = naive.conv2d_backward(dout, x, weight, (1, 2), (1, 1, 0, 2), (1, 1))
     assert rel_error(dx, ndx) < TOL and rel_error(dweight, ndweight) < TOL
+
+
+def test_conv2d_workspace_reuse_across_shapes():
+    """Scratch buffers kept in a workspace between calls must never leak values from an earlier call."""
+    rng = np.random.default_rng(12)
+    workspace: dict = {}
+    # (x shape, kernel, pads): the second call has the same padded shape as the first but other pads
+    cases = [((2, 3, 5, 5), (3, 3), (1, 1, 1, 1)), ((2, 3, 6, 6), (3, 3), (0, 1, 1, 0)),
+             ((2, 3, 4, 7), (2, 3), (2, 2, 0, 0)), ((2, 3, 5, 5), (3, 3), (1, 1, 1, 1))]
+    for shape, kernel, pads in cases:
+        x, weight, bias = rng.standard_normal(shape), rng.standard_normal((4, 3, *kernel)), rng.standard_normal(4)
+        out, cache = conv2d_forward(x, weight, bias, (1, 1), pads, (1, 1), workspace=workspace)
+        assert rel_error(out, naive.conv2d_forward(x, weight, bias, (1, 1), pads, (1, 1))) < TOL
+        dout = rng.standard_normal(out.shape)
+        dx, dweight, _ = conv2d_backward(dout, cache, workspace=workspace)
+        ndx, ndweight, _ = naive.conv2d_backward(dout, x, weight, (1, 1), pads, (1, 1))
+        assert rel_error(dx, ndx) < TOL and rel_error(dweight, ndweight) < TOL

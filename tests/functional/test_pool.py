@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import rel_error
 
 from convnetpy.functional import (
     avgpool2d_backward,
@@ -14,6 +13,7 @@ from convnetpy.functional import (
     naive,
     pool_output_hw,
 )
+from helpers import rel_error
 
 TOL = 1e-12
 
@@ -133,3 +133,17 @@ def test_pool_accepts_channels_last_views():
         assert rel_error(out, naive.pool2d_forward(x, (3, 2), (2, 1), (1, 1), mode=mode)) < TOL
         dout = rng.standard_normal(out.shape)
         assert rel_error(bwd(dout, cache), naive.pool2d_backward(dout, x, (3, 2), (2, 1), (1, 1), mode=mode)) < TOL
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+@pytest.mark.parametrize("seed", range(10))
+def test_maxpool2d_ties_match_naive(seed, overlap):
+    """Few distinct values, so most windows hold tied maxima: the gradient goes to the first, in row-major
+    window order, even when overlapping windows share that value."""
+    rng = np.random.default_rng(seed + 3000 + 1000 * overlap)
+    _, kernel, stride, padding, _ = _random_pool(rng, overlap)
+    x = rng.integers(-1, 2, size=(2, 2, *rng.integers(max(kernel), 9, size=2))).astype(np.float64)
+    out, cache = maxpool2d_forward(x, kernel, stride, padding)
+    assert rel_error(out, naive.pool2d_forward(x, kernel, stride, padding, mode="max")) < TOL
+    dout = rng.standard_normal(out.shape)
+    assert rel_error(maxpool2d_backward(dout, cache), naive.pool2d_backward(dout, x, kernel, stride, padding)) < TOL

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import check_layer_gradients, compare_with_torch, torch_tensor
 
 from convnetpy import ShapeError
 from convnetpy.layers import Conv1D, Conv2D
+from helpers import check_layer_gradients, compare_with_torch, torch_tensor
 
 # PyTorch warns that 'same' with an even kernel copies the input; that is its business, not a test failure.
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
@@ -115,10 +115,9 @@ def test_conv_matches_torch(seed, ndim):
 def test_conv_same_with_stride_covers_keras_cases(ndim):
     """'same' with stride > 1 and an odd total padding: the extra pixel must go at the end, as Keras."""
     rng = np.random.default_rng(3)
-    sizes = (8, 6)[:ndim] if ndim == 2 else (8,)
+    sizes = (8, 6)[:ndim]
     kernel, stride = (3, 4)[:ndim], (2, 3)[:ndim]  # H: total 1 -> (0, 1); W: total 1 -> (0, 1)
-    layer = (Conv2D if ndim == 2 else Conv1D)(2, 3, kernel if ndim == 2 else kernel[0],
-                                               stride if ndim == 2 else stride[0], "same", rng=rng)
+    layer = (Conv2D if ndim == 2 else Conv1D)(2, 3, kernel, stride, "same", rng=rng)  # Conv1D takes 1-tuples
     pads = [keras_same_pads(n, k, s, 1) for n, k, s in zip(sizes, kernel, stride)]
     assert all(pa == pb + 1 for pb, pa in pads)
     cls = PaddedConv2d if ndim == 2 else PaddedConv1d
@@ -231,7 +230,8 @@ def test_conv_rejects_input_too_small():
             "(2 - 2*(3-1) - 1 + 2) // 2 + 1 = 0")):
         Conv2D(1, 1, 3, stride=2, padding=(0, 1), dilation=(1, 2)).forward(np.zeros((1, 1, 9, 2), np.float32))
     with pytest.raises(ShapeError, match=re.escape(
-            "Conv1D: output L would be 0 (empty): (L - D*(K-1) - 1 + 2P) / S + 1 = (2 - 1*(3-1) - 1 + 0) // 1 + 1 = 0")):
+            "Conv1D: output L would be 0 (empty): (L - D*(K-1) - 1 + 2P) / S + 1 = "
+            "(2 - 1*(3-1) - 1 + 0) // 1 + 1 = 0")):
         Conv1D(1, 1, 3).forward(np.zeros((1, 1, 2), np.float32))
 
 

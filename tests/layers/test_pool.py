@@ -7,10 +7,10 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers import check_layer_gradients, compare_with_torch, torch_tensor
 
 from convnetpy import ShapeError
 from convnetpy.layers import AvgPool1D, AvgPool2D, MaxPool1D, MaxPool2D
+from helpers import check_layer_gradients, compare_with_torch, torch_tensor
 
 TORCH = {MaxPool2D: torch.nn.MaxPool2d, AvgPool2D: torch.nn.AvgPool2d, MaxPool1D: torch.nn.MaxPool1d,
          AvgPool1D: torch.nn.AvgPool1d}
@@ -177,3 +177,13 @@ def test_pool2d_attributes_are_normalised(cls, args, expected):
 def test_pool1d_attributes_are_normalised(cls, args, expected):
     layer = cls(*args)
     assert (layer.kernel_size, layer.stride, layer.padding) == expected
+
+
+@pytest.mark.parametrize("cls", [MaxPool2D, MaxPool1D])
+@pytest.mark.parametrize("seed", range(10))
+def test_maxpool_ties_match_torch(seed, cls):
+    """With tied maxima both libraries send the gradient to the first maximum of each window."""
+    rng = np.random.default_rng(500 + seed)
+    layer, module, x, _ = _random_pool(rng, cls)
+    x = rng.integers(-1, 2, size=x.shape).astype(np.float32)
+    compare_with_torch(layer, module, x, rng)

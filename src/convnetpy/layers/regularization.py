@@ -53,13 +53,16 @@ class _BatchNorm(Layer):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *, dtype=np.float32) -> None:
         super().__init__()
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        if self.num_features < 1 or not self.eps > 0 or not 0 <= self.momentum <= 1:
+            raise ValueError(f"{type(self).__name__}: need num_features >= 1, eps > 0 and momentum in [0, 1], "
+                             f"got {num_features!r}, {eps!r}, {momentum!r}")
         self._add_param("weight", np.ones(self.num_features, dtype=dtype), decay=0.0)
         self._add_param("bias", np.zeros(self.num_features, dtype=dtype), decay=0.0)
         self.buffers["running_mean"] = np.zeros(self.num_features, dtype=dtype)
         self.buffers["running_var"] = np.ones(self.num_features, dtype=dtype)
 
     def forward(self, x, training=False):
-        check_input(self, x, self.ndims, self.num_features, self.layout.replace("C", str(self.num_features), 1))
+        check_input(self, x, self.ndims, self.num_features, self.layout.replace("C", str(self.num_features)))
         axes = (0, *range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)  # broadcast a (C,) vector over (N, C, ...)
         if training:
@@ -97,7 +100,7 @@ class _BatchNorm(Layer):
     def output_shape(self, in_shape):
         if len(in_shape) + 1 not in self.ndims or in_shape[0] != self.num_features:
             raise ShapeError(f"{type(self).__name__} expects input of shape "
-                             f"{self.layout.replace('C', str(self.num_features), 1)}, got examples of shape "
+                             f"{self.layout.replace('C', str(self.num_features))}, got examples of shape "
                              f"{tuple(in_shape)}")
         return tuple(in_shape)
 
