@@ -1,0 +1,154 @@
+"""Test accuracy within a training-time budget on the real datasets, for convnetpy and (optionally) PyTorch.
+
+    python benchmarks/accuracy.py --data-dir ../shared/data                      # all three runs, convnetpy
+    python benchmarks/accuracy.py --data-dir ../shared/data --runs lenet5-mnist --framework convnetpy torch
+
+Each run trains with a one-cycle learning rate spread over its time budget (SGD with Nesterov momentum,
+weight decay, shifts of up to 2 pixels, flips for CIFAR-10), evaluates on the test split after every epoch
+and prints: epoch, seconds of training, train loss, test accuracy. The PyTorch twin trains the same
+architecture from the same initial weights on the same batches (our preprocessing and augmentation, our
+learning-rate schedule), so the two differ only in the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import convnetpy
+from convnetpy.data import load_dataset
+from convnetpy.models import MODELS
+from convnetpy.preprocess import Preprocessor
+from convnetpy.train import FitConfig, Trainer, evaluate, scheduled_lr
+
+
+@dataclass
+class Run:
+    model: str
+    dataset: str
+    seconds: float  # training-time budget
+    target: float  # test accuracy to reach within the budget
+    lr: float = 0.05
+    batch_size: int = 64
+    flip: bool = False
+
+
+RUNS = {
+    "lenet5-mnist": Run("lenet5", "mnist", 300, 0.990),
+    "mnistnet-mnist": Run("mnistnet", "mnist", 300, 0.990),
+    "cifar10net-cifar10": Run("cifar10net", "cifar10", 1200, 0.75, flip=True),
+}
+
+
+def config_for(run: Run, scale: float) -> FitConfig:
+    return FitConfig(epochs=None, time_limit=run.seconds * scale, batch_size=run.batch_size, optimizer="sgd",
+                     lr=run.lr, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
+                     augment=True, flip=run.flip, max_shift=2, val_fraction=0.0, seed=0)
+
+
+def report(epoch: int, seconds: float, train_loss: float, accuracy: float) -> None:
+    print(f"{epoch:>5} {seconds:>8.0f} {train_loss:>10.4f} {accuracy:>9.2%}", flush=True)
+
+
+def train_convnetpy(run: Run, config: FitConfig, train, test) -> float:
+    net = convnetpy.Net(MODELS[run.model](), seed=0)
+    pre = Preprocessor.fit(train.images, net.input_shape, train.classes, flip=config.flip,
+                           max_shift=config.max_shift)
+
+    def on_epoch(event, trainer):
+        if event["event"] == "epoch_end":
+            acc = evaluate(net, pre, test.images, test.labels)["accuracy"]
+            report(event["epoch"], event["seconds"], event["train_loss"], acc)
+
+    trainer = Trainer(net, config, pre, callbacks=[on_epoch])
+    trainer.fit(train.images, train.labels)
+    acc = evaluate(net, pre, test.images, test.labels)["accuracy"]
+    steps = [r for r in trainer.state.history["steps"] if r["epoch"] == trainer.state.epoch]
+    loss = float(np.mean([r["loss"] for r in steps])) if steps else float("nan")
+    report(trainer.state.epoch + 1, trainer.state.elapsed, loss, acc)
+    return acc
+
+
+def train_torch(run: Run, config: FitConfig, train, test) -> float:
+    """The same recipe in PyTorch: same initial weights, batches, augmentation and learning rates."""
+    import torch
+    from twins import torch_twin
+
+    net = convnetpy.Net(MODELS[run.model](), seed=0)
+    model = torch_twin(net)
+    pre = Preprocessor.fit(train.images, net.input_shape, train.classes, flip=config.flip,
+                           max_shift=config.max_shift)
+    decay = [p for n, p in model.named_parameters() if n.endswith("weight")]
+    no_decay = [p for n, p in model.named_parameters() if not n.endswith("weight")]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, momentum=config.momentum,
+                          nesterov=config.nesterov)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    @torch.inference_mode()
+    def accuracy() -> float:
+        model.eval()
+        correct = 0
+        for i in range(0, len(test), 500):
+            x = torch.from_numpy(pre(test.images[i:i + 500]))
+            correct += int((model(x).argmax(1).numpy() == test.labels[i:i + 500]).sum())
+        model.train()
+        return correct / len(test)
+
+    elapsed, epoch, n = 0.0, 0, len(train)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    while elapsed < config.time_limit:
+        order = np.random.default_rng([config.seed, epoch]).permutation(n)
+        losses = []
+        for step in range(steps_per_epoch):
+            if elapsed >= config.time_limit:
+                break
+            t0 = time.perf_counter()
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            x = torch.from_numpy(pre(train.images[idx], rng=np.random.default_rng([config.seed, epoch, step])))
+            y = torch.from_numpy(train.labels[idx])
+            for group in opt.param_groups:
+                group["lr"] = scheduled_lr(config, epoch, elapsed / config.time_limit)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            elapsed += time.perf_counter() - t0
+        epoch += 1
+        report(epoch, elapsed, float(np.mean(losses)) if losses else float("nan"), accuracy())
+    return accuracy()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", required=True, help="folder holding mnist/ and cifar10/ (../shared/data)")
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--framework", nargs="+", default=["convnetpy"], choices=["convnetpy", "torch"])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every time budget (quick checks)")
+    args = parser.parse_args(argv)
+
+    results = []
+    for name in args.runs:
+        run = RUNS[name]
+        train = load_dataset(run.dataset, "train", data_dir=args.data_dir, download=False)
+        test = load_dataset(run.dataset, "test", data_dir=args.data_dir, download=False)
+        for framework in args.framework:
+            config = config_for(run, args.scale)
+            print(f"\n{name} [{framework}]: {len(train):,} train / {len(test):,} test images, "
+                  f"{config.time_limit:.0f} s budget, target {run.target:.1%}")
+            print(f"{'epoch':>5} {'seconds':>8} {'train loss':>10} {'test acc':>9}")
+            fit = train_convnetpy if framework == "convnetpy" else train_torch
+            results.append((name, framework, config.time_limit, fit(run, config, train, test), run.target))
+    print(f"\n{'run':<20} {'framework':<10} {'budget s':>8} {'test acc':>9} {'target':>7}")
+    for name, framework, budget, acc, target in results:
+        verdict = "met" if acc >= target else "missed"
+        print(f"{name:<20} {framework:<10} {budget:>8.0f} {acc:>9.2%} {target:>7.1%} {verdict}")
+
+
+if __name__ == "__main__":
+    main()
