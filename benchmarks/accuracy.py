@@ -76,6 +76,7 @@ def train_convnetpy(run: Run, config: FitConfig, train, test) -> float:
 def train_torch(run: Run, config: FitConfig, train, test) -> float:
     """The same recipe in PyTorch: same initial weights, batches, augmentation and learning rates."""
     import torch
+
     from twins import torch_twin
 
     net = convnetpy.Net(MODELS[run.model](), seed=0)
