@@ -1,0 +1,73 @@
+"""From uint8 dataset images to the float32 batches a net takes: crop, augment, normalise.
+
+A ``Preprocessor`` is fitted once on the training images and saved in checkpoints, so evaluation and
+prediction later apply exactly the same transformation as training did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data.augment import Normalizer, random_crop, random_flip
+from .errors import ShapeError
+
+
+@dataclass
+class Preprocessor:
+    """uint8 images (N, C, H, W) -> float32 net input (N, *input_shape).
+
+    Images larger than the net's input are cropped to it: at random in training (ConvNetJS trained its
+    MNIST net on random 24x24 crops of the 28x28 digits), in the centre otherwise. With a generator,
+    training batches are also shifted by up to ``max_shift`` pixels (zero-filled) and, when ``flip``,
+    mirrored left-right at random. Then each channel is standardised with the training set's statistics.
+    """
+
+    normalizer: Normalizer
+    input_shape: tuple[int, ...]  # (C, H, W)
+    classes: list[str] = field(default_factory=list)
+    flip: bool = False
+    max_shift: int = 0
+
+    @classmethod
+    def fit(cls, images: np.ndarray, input_shape, classes=(), flip: bool = False, max_shift: int = 0) -> Preprocessor:
+        """Fit the per-channel statistics on training ``images`` (N, C, H, W) uint8."""
+        pre = cls(Normalizer.fit(images), tuple(input_shape), list(classes), flip, max_shift)
+        pre.check(images)
+        return pre
+
+    def check(self, images: np.ndarray) -> None:
+        """Raise a clear error when images cannot feed the net (channels or sizes)."""
+        if images.ndim != 4:
+            raise ShapeError(f"expected images (N, C, H, W), got shape {tuple(images.shape)}")
+        c, h, w = images.shape[1:]
+        C, H, W = self.input_shape
+        if c != C or h < H or w < W:
+            raise ShapeError(f"the net takes {C}-channel {H}x{W} images; these are {c}-channel {h}x{w} "
+                             f"({'grey' if c == 1 else 'colour'}): pick a dataset or model that matches")
+
+    def __call__(self, images: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Preprocess a batch; ``rng`` given means training (random crop, shift, flip), else deterministic."""
+        self.check(images)
+        H, W = self.input_shape[1:]
+        h, w = images.shape[2:]
+        if rng is not None:
+            x = images
+            if (h, w) != (H, W) or self.max_shift:
+                x = random_crop(x, (H, W), rng, padding=self.max_shift)
+            if self.flip:
+                x = random_flip(x, rng)
+        else:
+            top, left = (h - H) // 2, (w - W) // 2
+            x = images[:, :, top:top + H, left:left + W]
+        return self.normalizer(x)
+
+    def to_dict(self) -> dict:
+        return {**self.normalizer.to_dict(), "input_shape": list(self.input_shape), "classes": list(self.classes),
+                "flip": self.flip, "max_shift": self.max_shift}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocessor:
+        return cls(Normalizer(d["mean"], d["std"]), tuple(d["input_shape"]), list(d["classes"]), d["flip"],
+                   d["max_shift"])

@@ -1,0 +1,293 @@
+"""Trainer: fit a net on uint8 images with mini-batch SGD (or Adam...), validate, evaluate, predict top-k.
+
+Progress is reported as plain-dict events to callbacks (``fit_start``, ``step``, ``epoch_end``, ``fit_end``);
+the progress bar, the checkpoint writer, the history writer and the studio are all callbacks. Batch order and
+augmentation come from generators seeded with (seed, epoch, step), so a resumed run sees exactly the batches
+an uninterrupted one would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .errors import ConvnetpyError
+from .losses import log_softmax
+from .optim import OPTIMIZERS
+from .preprocess import Preprocessor
+
+
+class TrainingDiverged(ConvnetpyError):
+    """The loss became NaN or infinite; the run stops and the last good checkpoint is kept."""
+
+
+@dataclass
+class FitConfig:
+    """Hyperparameters of a run (saved in checkpoints, so a resume continues with the same ones)."""
+
+    epochs: int | None = 10
+    time_limit: float | None = None  # seconds of training; stops after the step that crosses it
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "constant"  # constant | step | cosine | onecycle
+    step_epochs: int = 10  # "step": multiply lr by step_gamma every step_epochs epochs
+    step_gamma: float = 0.1
+    augment: bool = False  # random flips (when flip) and shifts up to max_shift pixels, zero-padded
+    flip: bool = True
+    max_shift: int = 2
+    val_fraction: float = 0.1  # held out of the training set for validation each epoch
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in ("constant", "step", "cosine", "onecycle"):
+            raise ValueError(f"schedule must be constant, step, cosine or onecycle, got {self.schedule!r}")
+        if self.epochs is None and self.time_limit is None:
+            raise ValueError("give epochs, time_limit or both")
+        if self.batch_size < 1 or self.lr <= 0 or not 0 <= self.val_fraction < 1:
+            raise ValueError("batch_size must be >= 1, lr > 0 and val_fraction in [0, 1)")
+
+
+def make_optimizer(net, config: FitConfig):
+    """The optimizer named by ``config`` on ``net.params()``."""
+    cls = OPTIMIZERS[config.optimizer]
+    kwargs = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if config.optimizer == "sgd":
+        kwargs.update(momentum=config.momentum, nesterov=config.nesterov)
+    return cls(net.params(), **kwargs)
+
+
+def scheduled_lr(config: FitConfig, epoch: int, progress: float) -> float:
+    """Learning rate for ``epoch`` at ``progress`` (0..1 of the whole run, by steps or by time).
+
+    one-cycle follows torch.optim.lr_scheduler.OneCycleLR's defaults (Smith & Topin 2017): from lr/25 up to
+    lr over the first 30%, then cosine down to lr/25e4.
+    """
+    base, t = config.lr, min(max(progress, 0.0), 1.0)
+    if config.schedule == "step":
+        return base * config.step_gamma ** (epoch // config.step_epochs)
+    if config.schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * t))
+    if config.schedule == "onecycle":
+        lo, end, warm = base / 25, base / 25e4, 0.3
+        if t < warm:
+            return lo + (base - lo) * 0.5 * (1 - math.cos(math.pi * t / warm))
+        return end + (base - end) * 0.5 * (1 + math.cos(math.pi * (t - warm) / (1 - warm)))
+    return base
+
+
+def split_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices): a seeded random hold-out of ``fraction`` of n examples."""
+    order = np.random.default_rng([seed, 7]).permutation(n)
+    n_val = int(round(n * fraction))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+@dataclass
+class TrainerState:
+    """Where a run is: saved in checkpoints and restored on resume."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # steps completed inside the current epoch
+    global_step: int = 0
+    examples_seen: int = 0
+    elapsed: float = 0.0  # seconds of training so far (for time limits and time-based schedules)
+    history: dict = field(default_factory=lambda: {"epochs": [], "steps": []})
+    finished: bool = False
+
+
+class Trainer:
+    """Fits ``net`` on (images uint8 (N, C, H, W), labels (N,)) with ``config``; reports to ``callbacks``.
+
+    A callback is any callable taking (event: dict, trainer). ``state`` can be restored from a checkpoint
+    (see ``Trainer.resume``) to continue a run exactly.
+    """
+
+    def __init__(self, net, config: FitConfig, preprocessor: Preprocessor, callbacks=(), optimizer=None,
+                 state: TrainerState | None = None) -> None:
+        self.net, self.config, self.pre = net, config, preprocessor
+        self.optimizer = optimizer if optimizer is not None else make_optimizer(net, config)
+        self.callbacks = list(callbacks)
+        self.state = state if state is not None else TrainerState()
+        self.stop_requested = False  # set by a callback (or the studio) to stop after the current step
+        self.extra: dict = {}  # JSON-serialisable facts saved with checkpoints (dataset name, image shape)
+
+    def emit(self, event: dict) -> None:
+        for callback in self.callbacks:
+            callback(event, self)
+
+    def state_dict(self) -> dict:
+        """JSON-serialisable: config, position, history and preprocessing; the checkpoint writer saves it."""
+        return {**self.extra, "config": asdict(self.config), "state": asdict(self.state),
+                "preprocess": self.pre.to_dict()}
+
+    # -- training ------------------------------------------------------------------------------------
+    def _progress(self, steps_per_epoch: int) -> float:
+        c, s = self.config, self.state
+        by_time = s.elapsed / c.time_limit if c.time_limit else 0.0
+        by_steps = s.global_step / (c.epochs * steps_per_epoch) if c.epochs else 0.0
+        return max(by_time, by_steps)
+
+    def _done(self, steps_per_epoch: int) -> str | None:
+        c, s = self.config, self.state
+        if c.epochs is not None and s.epoch >= c.epochs:
+            return "epochs"
+        if c.time_limit is not None and s.elapsed >= c.time_limit:
+            return "time_limit"
+        return None
+
+    def fit(self, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray | None = None,
+            val_labels: np.ndarray | None = None) -> dict:
+        """Train until ``config.epochs`` or ``config.time_limit``; returns the history.
+
+        Without ``val_images``, ``config.val_fraction`` of the training set is held out for validation.
+        Ctrl-C ends the run after emitting a ``fit_end`` event with reason ``interrupted`` (the checkpoint
+        callback saves then) and re-raises KeyboardInterrupt. A NaN or infinite loss or parameter raises
+        TrainingDiverged after a ``fit_end`` event with reason ``diverged`` (the checkpoint callback skips it).
+        """
+        c, s = self.config, self.state
+        labels = np.asarray(labels, dtype=np.int64)
+        if val_images is None and c.val_fraction > 0:
+            train_idx, val_idx = split_validation(len(images), c.val_fraction, c.seed)
+            val_images, val_labels = images[val_idx], labels[val_idx]
+            images, labels = images[train_idx], labels[train_idx]
+        n = len(images)
+        steps_per_epoch = math.ceil(n / c.batch_size)
+        self.emit({"event": "fit_start", "n_train": n, "n_val": 0 if val_images is None else len(val_images),
+                   "steps_per_epoch": steps_per_epoch, "epoch": s.epoch, "config": asdict(c)})
+        try:
+            while True:
+                reason = self._done(steps_per_epoch) or ("stopped" if self.stop_requested else None)
+                if reason:
+                    break
+                self._run_epoch(images, labels, steps_per_epoch)
+                if s.step == steps_per_epoch:  # else it stopped inside the epoch: time limit or stop request
+                    self._end_epoch(val_images, val_labels)
+        except KeyboardInterrupt:
+            self.emit({"event": "fit_end", "reason": "interrupted", "epoch": s.epoch, "step": s.step})
+            raise
+        except TrainingDiverged:  # callbacks close up (the progress bar); the checkpoint writer saves nothing
+            self.emit({"event": "fit_end", "reason": "diverged", "epoch": s.epoch, "step": s.step})
+            raise
+        s.finished = reason in ("epochs", "time_limit")
+        self.emit({"event": "fit_end", "reason": reason, "epoch": s.epoch, "step": s.step})
+        return s.history
+
+    def _run_epoch(self, images, labels, steps_per_epoch: int) -> None:
+        c, s = self.config, self.state
+        order = np.random.default_rng([c.seed, s.epoch]).permutation(len(images))
+        while s.step < steps_per_epoch:
+            if (c.time_limit is not None and s.elapsed >= c.time_limit) or self.stop_requested:
+                return
+            t0 = time.perf_counter()
+            idx = order[s.step * c.batch_size:(s.step + 1) * c.batch_size]
+            rng = np.random.default_rng([c.seed, s.epoch, s.step]) if c.augment else None
+            x = self.pre(images[idx], rng=rng)
+            y = labels[idx]
+            lr = scheduled_lr(c, s.epoch, self._progress(steps_per_epoch))
+            self.optimizer.lr = lr
+            # Overflow is reported below as TrainingDiverged, one clear error instead of NumPy warnings before it.
+            with np.errstate(over="ignore", invalid="ignore"):
+                scores = self.net.forward(x, training=True)
+                loss, dscores = self.net.loss(scores, y)
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"the loss became {loss} at epoch {s.epoch + 1}, step {s.step + 1} (lr {lr:g}): training "
+                        "stopped; lower the learning rate. The last good checkpoint is kept.")
+                self.net.backward(dscores)
+                self.optimizer.step()
+            # An overflowing update can leave the loss finite until the next step; catch it before any checkpoint.
+            bad = next((p.name for p in self.optimizer.params if not np.isfinite(p.value).all()), None)
+            if bad is not None:
+                raise TrainingDiverged(
+                    f"parameter {bad} became NaN or infinite at epoch {s.epoch + 1}, step {s.step + 1} (lr {lr:g}): "
+                    "training stopped; lower the learning rate. The last good checkpoint is kept.")
+            seconds = time.perf_counter() - t0
+            s.step += 1
+            s.global_step += 1
+            s.examples_seen += len(idx)
+            s.elapsed += seconds
+            accuracy = float((scores.argmax(axis=1) == y).mean())
+            record = {"epoch": s.epoch, "step": s.global_step, "loss": loss, "accuracy": accuracy, "lr": lr,
+                      "images_per_second": len(idx) / max(seconds, 1e-9)}
+            s.history["steps"].append(record)
+            self.emit({"event": "step", **record, "epoch_step": s.step, "steps_per_epoch": steps_per_epoch,
+                       "examples_seen": s.examples_seen, "elapsed": s.elapsed, "batch_size": len(idx)})
+
+    def _end_epoch(self, val_images, val_labels) -> None:
+        s = self.state
+        steps = [r for r in s.history["steps"] if r["epoch"] == s.epoch]
+        record = {"epoch": s.epoch + 1, "seconds": s.elapsed,
+                  "train_loss": float(np.mean([r["loss"] for r in steps])) if steps else float("nan"),
+                  "train_accuracy": float(np.mean([r["accuracy"] for r in steps])) if steps else float("nan")}
+        if val_images is not None and len(val_images):
+            result = self.evaluate(val_images, val_labels)
+            record.update(val_loss=result["loss"], val_accuracy=result["accuracy"])
+        s.epoch += 1
+        s.step = 0
+        s.history["epochs"].append(record)
+        self.emit({"event": "epoch_end", **record})
+
+    # -- evaluation ----------------------------------------------------------------------------------
+    def predict_log_proba(self, images: np.ndarray, batch_size: int = 500, tta: bool = False) -> np.ndarray:
+        """Log-probabilities (N, K) for uint8 images; ``tta`` averages flipped and shifted copies (ConvNetJS)."""
+        return predict_log_proba(self.net, self.pre, images, batch_size, tta)
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 500, tta: bool = False) -> dict:
+        return evaluate(self.net, self.pre, images, labels, batch_size, tta)
+
+
+def _tta_views(x: np.ndarray) -> list[np.ndarray]:
+    """The image batch, its mirror image, and 1-pixel shifts of both (zero-filled)."""
+    views = [x, x[..., ::-1]]
+    for v in list(views):
+        for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            shifted = np.zeros_like(v)
+            h, w = v.shape[-2:]
+            shifted[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+                v[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+            views.append(shifted)
+    return views
+
+
+def predict_log_proba(net, pre: Preprocessor, images: np.ndarray, batch_size: int = 500,
+                      tta: bool = False) -> np.ndarray:
+    """Log-probabilities (N, K) of a softmax net for uint8 images (N, C, H, W), batch by batch."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = pre(images[i:i + batch_size])
+        if tta and x.ndim == 4:
+            probs = np.mean([np.exp(log_softmax(net.forward(np.ascontiguousarray(v)))) for v in _tta_views(x)], axis=0)
+            out.append(np.log(np.maximum(probs, 1e-30)))
+        else:
+            out.append(log_softmax(net.forward(x)))
+    return np.concatenate(out) if out else np.zeros((0, net.output_shape[0]), np.float32)
+
+
+def evaluate(net, pre: Preprocessor, images: np.ndarray, labels: np.ndarray, batch_size: int = 500,
+             tta: bool = False) -> dict:
+    """accuracy, mean cross-entropy loss, n, and the confusion matrix (rows: true class, columns: predicted)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    logp = predict_log_proba(net, pre, images, batch_size, tta)
+    pred = logp.argmax(axis=1)
+    k = logp.shape[1]
+    confusion = np.bincount(labels * k + pred, minlength=k * k).reshape(k, k)
+    n = len(labels)
+    return {"accuracy": float((pred == labels).mean()) if n else float("nan"),
+            "loss": float(-logp[np.arange(n), labels].mean()) if n else float("nan"), "n": int(n),
+            "confusion": confusion.tolist()}
+
+
+def top_k(net, pre: Preprocessor, images: np.ndarray, k: int = 3) -> list[list[tuple[int, float]]]:
+    """For each image, the k most likely (class index, probability) pairs, most likely first."""
+    probs = np.exp(predict_log_proba(net, pre, images))
+    best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [[(int(c), float(p[c])) for c in row] for p, row in zip(probs, best)]
