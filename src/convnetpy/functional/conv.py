@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .parallel import over_batch
+
 Pair = tuple[int, int]
 Pads = tuple[int, int, int, int]  # (top, bottom, left, right)
 
@@ -59,7 +61,8 @@ def _pad_channels_last(x: np.ndarray, pads: Pads, workspace: dict | None = None)
     xp[:, pt + H:] = 0
     xp[:, pt:pt + H, :pl] = 0
     xp[:, pt:pt + H, pl + W:] = 0
-    xp[:, pt:pt + H, pl:pl + W] = x.transpose(0, 2, 3, 1)
+    x_nhwc = x.transpose(0, 2, 3, 1)  # a view; the copy below does the transposition
+    over_batch(lambda b: np.copyto(xp[b, pt:pt + H, pl:pl + W], x_nhwc[b]), N, x.size)
     return xp
 
 
@@ -88,7 +91,8 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     OW = conv_output_size(W, KW, stride[1], pads[2], pads[3], dilation[1])
     xp = _pad_channels_last(x, pads, workspace)  # (N, Hp, Wp, C)
     cols = scratch(workspace, "cols", (N, OH, OW, KH, KW, C), x.dtype)
-    np.copyto(cols, _windows(xp, (KH, KW), stride, dilation, (OH, OW)))
+    windows = _windows(xp, (KH, KW), stride, dilation, (OH, OW))
+    over_batch(lambda b: np.copyto(cols[b], windows[b]), N, cols.size)  # im2col
     cols = cols.reshape(N * OH * OW, KH * KW * C)  # (M, K)
     w2 = weight.transpose(2, 3, 1, 0).reshape(KH * KW * C, F)  # (K, F), rows ordered like cols
     out = cols @ w2  # (M, F)
@@ -122,10 +126,14 @@ def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True, workspace:
     pt, pb, pl, pr = pads
     (sh, sw), (dh, dw) = stride, dilation
     dxp = np.zeros((N, H + pt + pb, W + pl + pr, C), dtype=dout.dtype)  # (N, Hp, Wp, C)
-    for kh in range(KH):
-        for kw in range(KW):
-            h0, w0 = kh * dh, kw * dw
-            dxp[:, h0: h0 + sh * (OH - 1) + 1: sh, w0: w0 + sw * (OW - 1) + 1: sw] += dblocks[kh, kw]
+
+    def col2im(b: slice) -> None:
+        for kh in range(KH):
+            for kw in range(KW):
+                h0, w0 = kh * dh, kw * dw
+                dxp[b, h0: h0 + sh * (OH - 1) + 1: sh, w0: w0 + sw * (OW - 1) + 1: sw] += dblocks[kh, kw, b]
+
+    over_batch(col2im, N, dblocks.size)
     dx = dxp[:, pt:pt + H, pl:pl + W].transpose(0, 3, 1, 2)  # (N, C, H, W) view
     return dx, np.ascontiguousarray(dweight), dbias
 

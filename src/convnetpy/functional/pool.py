@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv import conv_output_size
+from .parallel import over_batch
 
 Pair = tuple[int, int]
 
@@ -51,10 +52,16 @@ def maxpool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair =
     """
     out_hw = pool_output_hw(x.shape[2:], kernel, stride, padding)
     xp = _padded(x, padding, -np.inf)
-    slices = _slices(kernel, stride, out_hw)
-    out = xp[next(slices)].copy(order="K")  # keep the input's memory layout
-    for s in slices:
-        np.maximum(out, xp[s], out=out)
+    slices = list(_slices(kernel, stride, out_hw))
+    out = np.empty_like(xp[slices[0]])  # (N, C, OH, OW), in the input's memory layout
+
+    def run(b: slice) -> None:
+        xb, ob = xp[b], out[b]
+        np.copyto(ob, xb[slices[0]])
+        for s in slices[1:]:
+            np.maximum(ob, xb[s], out=ob)
+
+    over_batch(run, len(x), xp.size)
     cache = (xp, out, x.shape, kernel, stride, padding) if keep_cache else None
     return out, cache
 
@@ -65,18 +72,23 @@ def maxpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     ph, pw = padding
     dxp = np.zeros_like(xp)  # same memory layout as the input
     pending = np.empty_like(out)  # gradient not yet routed, in the output's memory layout;
-    pending[...] = dout  # zeroed window by window once its first maximum is found
     overlap = stride[0] < kernel[0] or stride[1] < kernel[1]
     slices = list(_slices(kernel, stride, out.shape[2:]))
+
     # Masks are applied by multiplying with booleans: NumPy's masked copy (copyto where=) is ~10x slower.
-    for i, s in enumerate(slices):
-        hit = xp[s] == out
-        if overlap:  # a value can be the maximum of several windows: accumulate
-            dxp[s] += hit * pending
-        else:
-            np.multiply(hit, pending, out=dxp[s])
-        if i + 1 < len(slices):
-            pending *= ~hit  # later ties get nothing: the first maximum wins, as PyTorch
+    def run(b: slice) -> None:
+        xb, ob, db, pb = xp[b], out[b], dxp[b], pending[b]
+        pb[...] = dout[b]  # zeroed window by window once its first maximum is found
+        for i, s in enumerate(slices):
+            hit = xb[s] == ob
+            if overlap:  # a value can be the maximum of several windows: accumulate
+                db[s] += hit * pb
+            else:
+                np.multiply(hit, pb, out=db[s])
+            if i + 1 < len(slices):
+                pb *= ~hit  # later ties get nothing: the first maximum wins, as PyTorch
+
+    over_batch(run, N, xp.size)
     return dxp[:, :, ph:ph + H, pw:pw + W]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..functional.parallel import over_batch
 from .base import Layer, check_input
 
 _ANY = "(N, ...)"
@@ -16,13 +17,19 @@ class ReLU(Layer):
 
     def forward(self, x, training=False):
         check_input(self, x, tuple(range(1, 8)), None, _ANY)
-        y = np.maximum(x, 0)
+        y = np.empty_like(x)
+        over_batch(lambda b: np.maximum(x[b], 0, out=y[b]), len(x), x.size)
         self._cache = y if training else None
         return y
 
     def backward(self, dy, input_grad=True):
         y = self._take_cache()
-        return dy * (y > 0) if input_grad else None  # a boolean mask multiplies ~5x faster than np.where
+        if not input_grad:
+            return None
+        dx = np.empty_like(dy)
+        # A boolean mask multiplies ~5x faster than np.where.
+        over_batch(lambda b: np.multiply(dy[b], y[b] > 0, out=dx[b]), len(dy), dy.size)
+        return dx
 
 
 class LeakyReLU(Layer):
