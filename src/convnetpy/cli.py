@@ -17,6 +17,7 @@ from . import models
 from .errors import ConvnetpyError
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+TRAIN_DEFAULTS: dict = {}  # the train subcommand's flag defaults (filled by build_parser)
 
 # Per-dataset defaults a user would pick: flips suit photos and clothes, not digits.
 FLIP_DEFAULT = {"cifar10": True, "fashion-mnist": True, "fashion-mnist-sample": True, "mnist": False}
@@ -101,6 +102,7 @@ def cmd_train(args) -> int:
     if args.resume:
         if not ckpt.is_file():
             raise UsageError(f"--resume: no checkpoint at {ckpt}")
+        _warn_ignored_on_resume(args, TRAIN_DEFAULTS)
         net, opt_state, saved = load_checkpoint(ckpt)
         config = FitConfig(**saved["config"])
         if args.epochs is not None:
@@ -119,15 +121,10 @@ def cmd_train(args) -> int:
         specs = load_specs(args.model)
         net = Net(specs, seed=args.seed)
         dataset = args.dataset
-        augment = args.augment if args.augment is not None else True
-        config = FitConfig(epochs=args.epochs if args.epochs is not None else (None if args.time_limit else 10),
-                           time_limit=args.time_limit, batch_size=args.batch_size, optimizer=args.optimizer,
-                           lr=args.lr if args.lr is not None else (0.001 if args.optimizer == "adam" else
-                                                                   1.0 if args.optimizer == "adadelta" else 0.01),
-                           momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
-                           schedule=args.schedule, augment=augment, flip=FLIP_DEFAULT.get(dataset, True),
-                           max_shift=args.max_shift if augment else 0,
-                           val_fraction=0.0 if args.validate_on_test else args.val_fraction, seed=args.seed)
+        try:
+            config = _fit_config(args, dataset)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
         state, optimizer, pre = None, None, None
     train = load_split(dataset, "train", args.data_dir, net.input_shape)
     if pre is None:
@@ -150,6 +147,30 @@ def cmd_train(args) -> int:
     for path in write_figures(run_dir, net, pre, trainer.state.history, test, evaluation):
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _fit_config(args, dataset: str):
+    from .train import FitConfig
+
+    augment = args.augment if args.augment is not None else True
+    default_lr = {"adam": 0.001, "adadelta": 1.0}.get(args.optimizer, 0.01)
+    return FitConfig(epochs=args.epochs if args.epochs is not None else (None if args.time_limit else 10),
+                     time_limit=args.time_limit, batch_size=args.batch_size, optimizer=args.optimizer,
+                     lr=args.lr if args.lr is not None else default_lr, momentum=args.momentum,
+                     nesterov=args.nesterov, weight_decay=args.weight_decay, schedule=args.schedule,
+                     augment=augment, flip=FLIP_DEFAULT.get(dataset, True),
+                     max_shift=args.max_shift if augment else 0,
+                     val_fraction=0.0 if args.validate_on_test else args.val_fraction, seed=args.seed)
+
+
+def _warn_ignored_on_resume(args, parser_defaults: dict) -> None:
+    """--resume continues with the saved settings; say which given flags it does not apply."""
+    ignored = [f"--{k.replace('_', '-')}" for k, default in parser_defaults.items()
+               if k not in ("epochs", "time_limit", "out", "resume", "data_dir", "model", "dataset", "run")
+               and getattr(args, k, default) != default]
+    if ignored:
+        print(f"convnetpy: note: --resume continues with the run's saved settings; ignoring {', '.join(ignored)} "
+              "(only --epochs and --time-limit can be raised)", file=sys.stderr)
 
 
 def _try_test_split(dataset: str, data_dir, input_shape):
@@ -185,9 +206,9 @@ def read_image(path: Path, shape) -> np.ndarray:
             img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
             a = np.asarray(img, dtype=np.uint8)
     except FileNotFoundError:
-        raise UsageError(f"no image file at {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise UsageError(f"{path} is not a readable image: {e}") from None
+        raise FileNotFoundError(f"no image file at {path}") from None
+    except (UnidentifiedImageError, OSError) as e:  # bad data, not bad usage: exit code 1
+        raise ConvnetpyError(f"{path} is not a readable image: {e}") from None
     return a[None] if c == 1 else a.transpose(2, 0, 1)
 
 
@@ -233,8 +254,10 @@ def cmd_demo(args) -> int:
     argv = ["train", *train_args, "--out", str(args.out)]
     if args.data_dir:
         argv += ["--data-dir", str(args.data_dir)]
-    if (Path(args.out) / "checkpoint.npz").exists():
-        argv.append("--resume")
+    previous = Path(args.out) / "checkpoint.npz"
+    if previous.exists():  # the demo always starts afresh
+        print(f"demo: replacing the previous demo run in {args.out}", file=sys.stderr)
+        previous.unlink()
     code = main(argv)
     if code:
         return code
@@ -284,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run folder: checkpoint.npz, history.json, figures")
     t.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     t.set_defaults(run=cmd_train)
+    TRAIN_DEFAULTS.update({a.dest: a.default for a in t._actions if a.dest != "help"})
 
     e = sub.add_parser("evaluate", help="accuracy and loss of a checkpoint on a dataset split")
     e.add_argument("checkpoint")

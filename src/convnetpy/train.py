@@ -8,7 +8,10 @@ an uninterrupted one would have seen.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -119,6 +122,7 @@ class Trainer:
         self.state = state if state is not None else TrainerState()
         self.stop_requested = False  # set by a callback (or the studio) to stop after the current step
         self.extra: dict = {}  # JSON-serialisable facts saved with checkpoints (dataset name, image shape)
+        self._interrupt_pending = False
 
     def emit(self, event: dict) -> None:
         for callback in self.callbacks:
@@ -164,13 +168,8 @@ class Trainer:
         self.emit({"event": "fit_start", "n_train": n, "n_val": 0 if val_images is None else len(val_images),
                    "steps_per_epoch": steps_per_epoch, "epoch": s.epoch, "config": asdict(c)})
         try:
-            while True:
-                reason = self._done(steps_per_epoch) or ("stopped" if self.stop_requested else None)
-                if reason:
-                    break
-                self._run_epoch(images, labels, steps_per_epoch)
-                if s.step == steps_per_epoch:  # else it stopped inside the epoch: time limit or stop request
-                    self._end_epoch(val_images, val_labels)
+            with self._ctrl_c_between_steps():
+                reason = self._loop(images, labels, val_images, val_labels, steps_per_epoch)
         except KeyboardInterrupt:
             self.emit({"event": "fit_end", "reason": "interrupted", "epoch": s.epoch, "step": s.step})
             raise
@@ -181,10 +180,44 @@ class Trainer:
         self.emit({"event": "fit_end", "reason": reason, "epoch": s.epoch, "step": s.step})
         return s.history
 
+    def _loop(self, images, labels, val_images, val_labels, steps_per_epoch: int) -> str:
+        """Epochs until done; returns why it ended."""
+        s = self.state
+        while True:
+            reason = self._done(steps_per_epoch) or ("stopped" if self.stop_requested else None)
+            if reason:
+                return reason
+            self._run_epoch(images, labels, steps_per_epoch)
+            if s.step == steps_per_epoch:  # else it stopped inside the epoch: time limit or stop request
+                self._end_epoch(val_images, val_labels)
+
+    @contextlib.contextmanager
+    def _ctrl_c_between_steps(self):
+        """Hold a first Ctrl-C until the current step is complete, so a checkpoint never holds a half-applied
+        update; a second Ctrl-C interrupts at once. (Signal handlers exist only in the main thread.)"""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self._interrupt_pending:
+                raise KeyboardInterrupt
+            self._interrupt_pending = True
+
+        self._interrupt_pending = False
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            self._interrupt_pending = False
+
     def _run_epoch(self, images, labels, steps_per_epoch: int) -> None:
         c, s = self.config, self.state
         order = np.random.default_rng([c.seed, s.epoch]).permutation(len(images))
         while s.step < steps_per_epoch:
+            if self._interrupt_pending:
+                raise KeyboardInterrupt  # at a step boundary: weights, optimizer and position agree
             if (c.time_limit is not None and s.elapsed >= c.time_limit) or self.stop_requested:
                 return
             t0 = time.perf_counter()
@@ -276,9 +309,12 @@ def evaluate(net, pre: Preprocessor, images: np.ndarray, labels: np.ndarray, bat
              tta: bool = False) -> dict:
     """accuracy, mean cross-entropy loss, n, and the confusion matrix (rows: true class, columns: predicted)."""
     labels = np.asarray(labels, dtype=np.int64)
+    k = net.output_shape[0]
+    if len(labels) and (labels.min() < 0 or labels.max() >= k):  # else the confusion matrix fails obscurely
+        raise ValueError(f"labels go from {labels.min()} to {labels.max()}, but the net has {k} classes "
+                         f"(0 to {k - 1}): evaluate it on the kind of data it was trained on")
     logp = predict_log_proba(net, pre, images, batch_size, tta)
     pred = logp.argmax(axis=1)
-    k = logp.shape[1]
     confusion = np.bincount(labels * k + pred, minlength=k * k).reshape(k, k)
     n = len(labels)
     return {"accuracy": float((pred == labels).mean()) if n else float("nan"),
