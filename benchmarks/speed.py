@@ -23,20 +23,11 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import convnetpy
+from convnetpy.functional.parallel import set_num_threads
 from convnetpy.models import MODELS
 from convnetpy.optim import SGD
+from load import cpu_busy
 from twins import torch_twin
-
-
-def cpu_busy() -> tuple[float, float]:
-    """(busy jiffies, total jiffies) of all CPUs, from /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [float(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return 0.0, 0.0
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
 
 
 def time_steps(step, n: int) -> float:
@@ -107,6 +98,7 @@ def main(argv=None) -> None:
     print("-" * len(header))
     for threads in args.threads:
         torch.set_num_threads(threads)
+        set_num_threads(threads)  # convnetpy's own kernels; BLAS is limited by threadpool_limits below
         with threadpool_limits(limits=threads):
             for model in args.models:
                 for batch in args.batches:
