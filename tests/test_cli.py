@@ -12,8 +12,8 @@ import io
 import json
 import math
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -336,7 +336,7 @@ def test_unknown_model_is_a_usage_error(env, tmp_path, capsys):
     code, _, err = run_main(["train", "nosuchnet", "--dataset", "fashion-mnist", "--out", tmp_path / "run"], capsys)
     assert code == 2
     assert assert_only_error(err) == ("convnetpy: error: unknown model 'nosuchnet': use one of cifar10net, lenet5, "
-                                      "mnistnet or a JSON spec file")
+                                      "mnistnet, mnist1d_cnn, mnist1d_mlp, mnist1d_logreg or a JSON spec file")
 
 
 def test_resume_without_checkpoint_is_a_usage_error(env, tmp_path, capsys):
@@ -361,15 +361,6 @@ def test_missing_arguments_exit_2(capsys):
         cli.main(["train", "lenet5"])  # no --dataset, no --out
     assert info.value.code == 2
     assert "the following arguments are required" in capsys.readouterr().err
-
-
-@pytest.fixture
-def closed_port_url():
-    """A URL on 127.0.0.1 where nothing listens (a port just bound and released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
 
 
 def test_missing_dataset_exits_1_naming_where_it_looked(tmp_path, capsys, monkeypatch, closed_port_url):
@@ -483,3 +474,42 @@ def test_installed_script_exit_codes(tmp_path, argv, code):
         assert "total: 5,994 parameters" in result.stdout
     elif argv != ["summary"]:  # argparse's own usage message is two lines
         assert_only_error(result.stderr)
+
+
+# -- demo ------------------------------------------------------------------------------------------------------
+def test_demo_without_cifar10_trains_lenet5_on_the_bundled_sample(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, err = run_main(["demo", "--minutes", "0.03", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "CIFAR-10 is not available" in err and "lenet5 --dataset fashion-mnist-sample" in err
+    assert re.search(r"test accuracy \d+\.\d+%", stdout)
+    assert "top-3 predictions" in stdout and stdout.count("image ") == 5
+    assert all((out / name).is_file() for name in FIGURES)
+    # A second demo starts afresh instead of resuming a finished run.
+    code, _, err = run_main(["demo", "--minutes", "0.03", "--out", str(out)], capsys)
+    assert code == 0 and "replacing the previous demo run" in err
+
+
+def _tiny_cifar10(folder: Path, n: int = 20) -> None:
+    """A cifar-10-batches-bin folder in the official binary format, 20 random records per batch file."""
+    rng = np.random.default_rng(0)
+    root = folder / "cifar-10-batches-bin"
+    root.mkdir(parents=True)
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    for name in names:
+        records = rng.integers(0, 256, (n, 3073), dtype=np.uint8)
+        records[:, 0] = rng.integers(0, 10, n)
+        (root / name).write_bytes(records.tobytes())
+    (root / "batches.meta.txt").write_text("\n".join(
+        ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]) + "\n")
+
+
+def test_demo_with_cifar10_trains_the_cifar10_net(tmp_path, capsys):
+    _tiny_cifar10(tmp_path / "data" / "cifar10")
+    out = tmp_path / "demo"
+    code, stdout, err = run_main(["demo", "--minutes", "0.02", "--data-dir", str(tmp_path / "data"),
+                                  "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "CIFAR-10 was found" in err and "cifar10net --dataset cifar10" in err
+    assert load_checkpoint(out / "checkpoint.npz")[2]["dataset"] == "cifar10"
+    assert "top-3 predictions" in stdout

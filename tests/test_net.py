@@ -23,7 +23,7 @@ EVERYTHING = [
     {"type": "leaky_relu", "negative_slope": 0.1},
     {"type": "pool", "size": 2, "mode": "avg"},
     {"type": "conv", "filters": 3, "size": 3, "activation": "tanh"},
-    {"type": "pool", "size": 2},
+    {"type": "pool", "size": 2, "ragged": True},  # 3x3 -> 1x1, as PyTorch floors it
     {"type": "fc", "neurons": 6, "activation": "sigmoid", "dropout": 0.5},
     {"type": "batchnorm"},
     {"type": "relu"},
@@ -31,7 +31,7 @@ EVERYTHING = [
 ]
 SIGNAL_NET = [
     {"type": "input", "shape": [2, 16]},
-    {"type": "conv", "filters": 4, "size": 5, "stride": 2, "pad": 2, "activation": "relu"},
+    {"type": "conv", "filters": 4, "size": 5, "stride": 2, "pad": 2, "activation": "relu", "ragged": True},  # 7.5 -> 8
     {"type": "pool", "size": 2},
     {"type": "conv", "filters": 3, "size": 3, "pad": 1},
     {"type": "batchnorm"},
@@ -263,7 +263,7 @@ def test_seed_reproducibility():
 
 # -- summary ----------------------------------------------------------------------------------------------------------
 def summary_table(net: Net) -> list[list[str]]:
-    """The per-layer rows of net.summary(): [index, layer, output shape, params, mult-adds]."""
+    """The per-layer rows of net.summary(): [index, layer, output shape, params, mult-adds, receptive field]."""
     rows = []
     for line in net.summary().splitlines():
         cells = re.split(r"\s{2,}", line.strip())
@@ -279,7 +279,7 @@ def test_summary_cifar10net():
     assert [r[3] for r in rows if r[3] != "0"] == ["1,216", "8,020", "10,020", "3,210"]
     assert [r[4] for r in rows if r[1].startswith("Conv2D")] == ["1,228,800", "2,048,000", "640,000"]
     assert [r[2] for r in rows if r[1].startswith("Conv2D")] == ["(16, 32, 32)", "(20, 16, 16)", "(20, 8, 8)"]
-    assert rows[-1][1:] == ["Dense 320->10", "(10,)", "3,210", "3,200"]
+    assert rows[-1][1:] == ["Dense 320->10", "(10,)", "3,210", "3,200", "all"]  # its receptive field: everything
     text = net.summary()
     assert "total: 22,466 parameters, 3,920,000 multiply-adds per example, head: softmax" in text
     assert "memory: 89,864 bytes of float32 parameters" in text

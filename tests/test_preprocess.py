@@ -132,3 +132,52 @@ def test_constructed_directly():
     x = pre(np.full((1, 1, 2, 2), 14, np.uint8))
     np.testing.assert_array_equal(x, np.full((1, 1, 2, 2), 2.0, np.float32))
     assert (pre.classes, pre.flip, pre.max_shift) == ([], False, 0)
+
+
+# -- 1D signals: no crop or flip, an optional shift along L, per-channel standardisation ------------------------
+@pytest.fixture(scope="module")
+def signals():
+    """(16, 1, 40) float32 signals with no zeros, so zero-filled positions are recognisable."""
+    return np.random.default_rng(1).uniform(1, 3, (16, 1, 40)).astype(np.float32)
+
+
+def test_signals_are_only_normalised_in_evaluation(signals):
+    pre = Preprocessor.fit(signals, (1, 40), flip=True, max_shift=3)
+    x = pre(signals)
+    assert x.shape == (16, 1, 40) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, pre.normalizer(signals))
+    np.testing.assert_allclose(x.mean(), 0, atol=1e-5)
+    np.testing.assert_array_equal(Preprocessor.fit(signals, (1, 40))(signals, rng=np.random.default_rng(0)), x)
+
+
+def test_signals_are_shifted_in_training_never_flipped(signals):
+    pre = Preprocessor.fit(signals, (1, 40), flip=True, max_shift=3)
+    x = pre.normalizer.inverse(pre(signals, rng=np.random.default_rng(0)))  # back in signal units
+    shifts = set()
+    for i in range(len(signals)):
+        s = next(s for s in range(-3, 4) if np.allclose(x[i, 0], np.roll(np.pad(signals[i, 0], 3), s)[3:43],
+                                                        atol=1e-5))
+        shifts.add(s)
+    assert len(shifts) > 2
+    again = pre(signals, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(pre(signals, rng=np.random.default_rng(0)), again)
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((2, 1, 39), "the net takes 1-channel signals of length 40; these are 1-channel of length 39: pick a dataset "
+                 "or model that matches"),
+    ((2, 2, 40), "the net takes 1-channel signals of length 40; these are 2-channel of length 40"),
+    ((2, 1, 28, 28), "expected signals (N, C, L), got shape (2, 1, 28, 28)"),
+])
+def test_signals_that_cannot_feed_the_net_raise_shape_error(signals, shape, message):
+    pre = Preprocessor.fit(signals, (1, 40))
+    with pytest.raises(ShapeError, match=re.escape(message)):
+        pre(np.ones(shape, np.float32))
+
+
+def test_signals_round_trip(signals):
+    pre = Preprocessor.fit(signals, (1, 40), classes=list("0123456789"), max_shift=2)
+    back = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    assert back.input_shape == (1, 40)
+    rngs = np.random.default_rng(4), np.random.default_rng(4)
+    np.testing.assert_array_equal(back(signals, rng=rngs[0]), pre(signals, rng=rngs[1]))

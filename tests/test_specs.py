@@ -51,7 +51,7 @@ def architecture(net: Net) -> tuple:
     ({"filters": 2, "size": 3}, "layer 1: unknown type None; known types: input, conv, pool, fc"),
     ({"type": "conv", "filters": 2, "size": 3, "strid": 2},
      "layer 1 (conv): unknown key 'strid' (did you mean 'stride'?); allowed keys: filters, size, stride, pad, "
-     "dilation, bias, activation"),
+     "dilation, bias, activation, ragged"),
     ({"type": "relu", "slope": 0.1}, "layer 1 (relu): unknown key 'slope'; allowed keys: none"),
     ({"type": "fc", "neuron": 4}, "layer 1 (fc): unknown key 'neuron' (did you mean 'neurons'?)"),
     ({"type": "conv", "size": 3}, "layer 1 (conv): missing key 'filters'"),
@@ -124,22 +124,23 @@ def test_conv_and_pool_on_a_flat_input(kind):
     # (8 - 1*(3-1) - 1 + 0) // 1 + 1 = 6 after layer 1, then the 7x7 window does not fit 6.
     ([IMAGE, {"type": "conv", "filters": 2, "size": 3}, {"type": "conv", "filters": 2, "size": 7}],
      "layer 2 (conv) on input [2, 6, 6]: Conv2D: output H would be 0 (empty): (H - D*(K-1) - 1 + 2P) / S + 1 = "
-     "(6 - 1*(7-1) - 1 + 0) // 1 + 1 = 0; use a smaller kernel, more padding or a larger input"),
+     "(6 - 1*(7-1) - 1 + 0) // 1 + 1 = 0; use pad 1 or 2 or \"same\", or size 5 or 6"),
     ([IMAGE, {"type": "conv", "filters": 2, "size": 3, "dilation": 4}],
      "layer 1 (conv) on input [3, 8, 8]: Conv2D: output H would be 0 (empty): (H - D*(K-1) - 1 + 2P) / S + 1 = "
-     "(8 - 4*(3-1) - 1 + 0) // 1 + 1 = 0"),
+     "(8 - 4*(3-1) - 1 + 0) // 1 + 1 = 0; use pad 1 or 2 or \"same\", or dilation 2 or 3, or size 1 or 2"),
     ([IMAGE, {"type": "conv", "filters": 2, "size": [1, 9]}],
      "layer 1 (conv) on input [3, 8, 8]: Conv2D: output W would be 0 (empty): (W - D*(K-1) - 1 + 2P) / S + 1 = "
-     "(8 - 1*(9-1) - 1 + 0) // 1 + 1 = 0"),
+     "(8 - 1*(9-1) - 1 + 0) // 1 + 1 = 0; use pad 1 or 2 or \"same\", or size [1, 7] or [1, 8]"),
     ([SIGNAL, {"type": "conv", "filters": 2, "size": 18}],
      "layer 1 (conv) on input [2, 16]: Conv1D: output L would be -1 (empty): (L - D*(K-1) - 1 + 2P) / S + 1 = "
-     "(16 - 1*(18-1) - 1 + 0) // 1 + 1 = -1"),
-    ([IMAGE, {"type": "pool", "size": 3}, {"type": "pool", "size": 3}],
+     "(16 - 1*(18-1) - 1 + 0) // 1 + 1 = -1; use pad 1 or 2 or \"same\", or size 15 or 16"),
+    # The first 3x3 pool floors 8 to 2 only because the spec allows it ("ragged"); then 3 does not fit 2.
+    ([IMAGE, {"type": "pool", "size": 3, "ragged": True}, {"type": "pool", "size": 3}],
      "layer 2 (pool) on input [3, 2, 2]: MaxPool2D: output H would be 0 (empty): (H - K + 2P) / S + 1 = "
-     "(2 - 3 + 2*0) // 3 + 1 = 0; use a smaller window or a larger input"),
+     "(2 - 3 + 2*0) // 3 + 1 = 0; use size 2"),
     ([SIGNAL, {"type": "pool", "size": 17, "stride": 2, "mode": "avg"}],
      "layer 1 (pool) on input [2, 16]: AvgPool1D: output L would be 0 (empty): (L - K + 2P) / S + 1 = "
-     "(16 - 17 + 2*0) // 2 + 1 = 0"),
+     "(16 - 17 + 2*0) // 2 + 1 = 0; use size 14 or 16"),
 ])
 def test_empty_output_names_layer_and_arithmetic(specs, message):
     with pytest.raises(SpecError, match="^" + re.escape(message)):
@@ -246,7 +247,8 @@ def test_batchnorm_picks_2d_or_1d(inp, before, cls, shape):
 
 
 def test_layer_attributes_normalised_to_tuples():
-    net = Net([IMAGE, {"type": "conv", "filters": 4, "size": [3, 1], "stride": 2, "pad": [1, 0], "dilation": [1, 2]},
+    net = Net([IMAGE, {"type": "conv", "filters": 4, "size": [3, 1], "stride": 2, "pad": [1, 0], "dilation": [1, 2],
+                       "ragged": True},
                {"type": "pool", "size": 2}, {"type": "conv", "filters": 2, "size": 1, "pad": "same"},
                {"type": "conv", "filters": 2, "size": 2, "pad": "valid"}])
     conv, pool, same, valid = net.layers
@@ -260,7 +262,7 @@ def test_layer_attributes_normalised_to_tuples():
     # 'same' keeps 2x2; a 'valid' 2x2 kernel gives 1x1.
     assert [layer.output_shape(s) for layer, s in zip(net.layers, [(3, 8, 8), (4, 4, 4), (4, 2, 2), (2, 2, 2)])] \
         == [(4, 4, 4), (4, 2, 2), (2, 2, 2), (2, 1, 1)]
-    signal = Net([SIGNAL, {"type": "conv", "filters": 4, "size": [5], "stride": 2, "pad": 2},
+    signal = Net([SIGNAL, {"type": "conv", "filters": 4, "size": [5], "stride": 2, "pad": 2, "ragged": True},
                   {"type": "pool", "size": 3, "stride": 1, "pad": 1}])
     conv1, pool1 = signal.layers
     assert (conv1.kernel_size, conv1.stride, conv1.padding, conv1.dilation) == ((5,), (2,), (2,), (1,))
@@ -276,8 +278,8 @@ def test_validated_specs_fill_defaults_and_normalise_values():
     assert net.specs() == [
         {"type": "input", "shape": [3, 8, 8]},
         {"type": "conv", "filters": 4, "size": [3, 3], "stride": 1, "pad": 0, "dilation": 1, "bias": True,
-         "activation": None},
-        {"type": "pool", "size": 2, "stride": None, "pad": 0, "mode": "max"},
+         "activation": None, "ragged": False},
+        {"type": "pool", "size": 2, "stride": None, "pad": 0, "mode": "max", "ragged": False},
         {"type": "dropout", "p": 0.5},
         {"type": "softmax", "classes": 3},
     ]
@@ -316,9 +318,9 @@ ROUND_TRIP_NETS = {
     ],
     "signal": [
         {"type": "input", "shape": [2, 20]},
-        {"type": "conv", "filters": 4, "size": 5, "stride": 2, "pad": 2, "activation": "relu"},
+        {"type": "conv", "filters": 4, "size": 5, "stride": 2, "pad": 2, "activation": "relu", "ragged": True},
         {"type": "batchnorm"},
-        {"type": "pool", "size": 3, "stride": 2, "mode": "max"},
+        {"type": "pool", "size": 3, "stride": 2, "mode": "max", "ragged": True},
         {"type": "conv", "filters": 3, "size": 3, "pad": "valid"},
         {"type": "regression", "outputs": 2},
     ],

@@ -233,8 +233,16 @@ def test_plot_predictions_marks_true_class_green(tmp_path, rng, channels):
     assert has_colour(rgb, viz.RED, min_pixels=500)  # wrong top-1 guesses
 
 
+def test_plot_predictions_of_1d_signals(tmp_path, rng):
+    signals = np.sin(np.linspace(0, 6, 40) * (1 + np.arange(6)[:, None]))[:, None, :].astype(np.float32)  # (6, 1, 40)
+    top, labels = predictions(6)
+    rgb = read_png(viz.plot_predictions(signals, top, labels, CLASSES, tmp_path / "p.png"), min_size=(600, 150))
+    assert has_colour(rgb, viz.GREEN, min_pixels=500) and has_colour(rgb, viz.RED, min_pixels=500)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"images": np.zeros((2, 1, 8, 8), np.float32)}, r"uint8 of shape \(N, C, H, W\) with C = 1 or 3"),
+    ({"images": np.zeros((2, 0, 8), np.float32)}, r"or signals \(N, C, L\), got float32 \(2, 0, 8\)"),
     ({"images": np.zeros((2, 2, 8, 8), np.uint8)}, r"uint8 of shape \(N, C, H, W\) with C = 1 or 3"),
     ({"labels": np.array([0])}, "one label and one top-k list per image: 2 images"),
     ({"labels": np.array([0, 3])}, r"image 1: class indices must be in range\(3\)"),

@@ -19,8 +19,9 @@ from .errors import ConvnetpyError
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 TRAIN_DEFAULTS: dict = {}  # the train subcommand's flag defaults (filled by build_parser)
 
-# Per-dataset defaults a user would pick: flips suit photos and clothes, not digits.
-FLIP_DEFAULT = {"cifar10": True, "fashion-mnist": True, "fashion-mnist-sample": True, "mnist": False}
+# Per-dataset defaults a user would pick: flips suit photos and clothes, not digits (nor 1D signals).
+FLIP_DEFAULT = {"cifar10": True, "fashion-mnist": True, "fashion-mnist-sample": True, "mnist": False,
+                "mnist1d": False, "mnist1d-shuffled": False}
 
 
 class UsageError(ConvnetpyError):
@@ -51,6 +52,9 @@ def load_split(dataset: str, split: str, data_dir, input_shape=None):
     if path.is_dir():
         if input_shape is None:
             raise UsageError("an image folder needs a model (its input size) to resize the images")
+        if len(input_shape) != 3:
+            raise UsageError(f"{path} is an image folder, but the model takes input of shape {list(input_shape)}, "
+                             "not an image [C, H, W]")
         root = path / split if (path / split).is_dir() else path
         if root == path and split == "test":
             raise UsageError(f"{path} has no test/ folder to evaluate on")
@@ -212,12 +216,31 @@ def read_image(path: Path, shape) -> np.ndarray:
     return a[None] if c == 1 else a.transpose(2, 0, 1)
 
 
+def read_signal(path: Path, shape) -> np.ndarray:
+    """One signal file -> float32 (C, L): a ``.npy`` array or a text file of numbers (spaces, commas, lines)."""
+    try:
+        if path.suffix == ".npy":
+            a = np.load(path, allow_pickle=False)
+        else:
+            a = np.array(path.read_text().replace(",", " ").split(), dtype=np.float64)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no signal file at {path}") from None
+    except (OSError, ValueError, UnicodeDecodeError) as e:  # bad data, not bad usage: exit code 1
+        raise ConvnetpyError(f"{path} is not a readable signal (a .npy array or a text file of numbers): {e}") from None
+    c, length = shape
+    if a.size != c * length or not np.issubdtype(a.dtype, np.number):
+        raise ConvnetpyError(f"{path} holds {a.size} {a.dtype} values; the net takes {c}-channel signals of length "
+                             f"{length} ({c * length} numbers)")
+    return a.astype(np.float32).reshape(c, length)
+
+
 def cmd_predict(args) -> int:
     from .train import top_k
 
     net, pre, trainer = load_run(args.checkpoint)
     shape = tuple(trainer.get("image_shape") or pre.input_shape)
-    images = np.stack([read_image(Path(p), shape) for p in args.images])
+    read = read_signal if len(shape) == 2 else read_image  # a 1D net: signals (C, L), not images
+    images = np.stack([read(Path(p), shape) for p in args.images])
     for path, best in zip(args.images, top_k(net, pre, images, args.top)):
         ranked = ", ".join(f"{pre.classes[c] if c < len(pre.classes) else c} {p:.1%}" for c, p in best)
         print(f"{path}: {ranked}")
@@ -245,7 +268,7 @@ def cmd_demo(args) -> int:
         load_dataset("cifar10", "test", data_dir=args.data_dir)
         reason = "CIFAR-10 was found"
         train_args = ["cifar10net", "--dataset", "cifar10", "--time-limit", str(args.minutes * 60),
-                      "--schedule", "onecycle", "--lr", "0.05", "--nesterov", "--batch-size", "64"]
+                      "--schedule", "onecycle", "--lr", "0.02", "--nesterov", "--batch-size", "64"]
     except (DatasetNotFoundError, OSError) as e:
         reason = f"CIFAR-10 is not available ({str(e).splitlines()[0]})"
         train_args = ["lenet5", "--dataset", "fashion-mnist-sample", "--time-limit", str(args.minutes * 60),
@@ -287,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on a dataset, writing a checkpoint, history and figures")
     t.add_argument("model", help=f"one of {', '.join(models.MODELS)}, or a JSON spec file")
     t.add_argument("--dataset", required=True,
-                   help="mnist, fashion-mnist, cifar10, fashion-mnist-sample, or an image folder")
+                   help="mnist, fashion-mnist, cifar10, fashion-mnist-sample, mnist1d, mnist1d-shuffled, or an "
+                        "image folder")
     t.add_argument("--data-dir", help="folder holding the dataset files (or a parent of <name>/)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--time-limit", type=float, metavar="SECONDS")
@@ -314,11 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", required=True)
     e.add_argument("--data-dir")
     e.add_argument("--split", choices=["test", "train"], default="test")
-    e.add_argument("--tta", action="store_true", help="average predictions over flipped and shifted copies")
+    e.add_argument("--tta", action="store_true",
+                   help="average predictions over flipped and shifted copies (images only)")
     e.add_argument("--json", action="store_true", help="print one JSON object (accuracy, loss, n, confusion)")
     e.set_defaults(run=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="the most likely classes of image files")
+    p = sub.add_parser("predict", help="the most likely classes of image files (or, for a 1D net, signal files: "
+                                       ".npy or text)")
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="+")
     p.add_argument("--top", type=int, default=3)

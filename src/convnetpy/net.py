@@ -12,6 +12,7 @@ from . import specs as specs_mod
 from .errors import ShapeError, SpecError
 from .layers import Dense, Layer, MaxPool1D, MaxPool2D, ReLU
 from .losses import HEAD_LOSSES, softmax
+from .shape_debugger import is_ragged
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,13 @@ class Net:
         """The net as a JSON-serialisable spec list; ``Net(net.specs())`` rebuilds the same architecture."""
         if self._specs is not None:
             return copy.deepcopy(self._specs)  # the caller may edit nested lists (shape, size) freely
-        layer_specs = [layer.spec() for layer in self.layers]
+        layer_specs, shape = [], self.input_shape
+        for layer in self.layers:
+            spec = layer.spec()
+            if spec["type"] in ("conv", "pool") and is_ragged(layer, shape):
+                spec["ragged"] = True  # the layer floors its output size; strict spec building must too
+            layer_specs.append(spec)
+            shape = layer.output_shape(shape)
         if self.head is not None:
             last = layer_specs.pop()
             size_key = "outputs" if self.head == "regression" else "classes"

@@ -1,4 +1,4 @@
-"""From uint8 dataset images to the float32 batches a net takes: crop, augment, normalise.
+"""From uint8 dataset images (or float 1D signals) to the float32 batches a net takes: crop, augment, normalise.
 
 A ``Preprocessor`` is fitted once on the training images and saved in checkpoints, so evaluation and
 prediction later apply exactly the same transformation as training did.
@@ -10,35 +10,45 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data.augment import Normalizer, random_crop, random_flip
+from .data.augment import Normalizer, random_crop, random_flip, random_shift
 from .errors import ShapeError
 
 
 @dataclass
 class Preprocessor:
-    """uint8 images (N, C, H, W) -> float32 net input (N, *input_shape).
+    """uint8 images (N, C, H, W) -> float32 net input (N, *input_shape); or signals (N, C, L) for a 1D net.
 
     Images larger than the net's input are cropped to it: at random in training (ConvNetJS trained its
     MNIST net on random 24x24 crops of the 28x28 digits), in the centre otherwise. With a generator,
     training batches are also shifted by up to ``max_shift`` pixels (zero-filled) and, when ``flip``,
     mirrored left-right at random. Then each channel is standardised with the training set's statistics.
+    Signals (input_shape (C, L)) must have the net's length: they are neither cropped nor flipped, only
+    shifted along L by up to ``max_shift`` positions (zero-filled) in training, then standardised.
     """
 
     normalizer: Normalizer
-    input_shape: tuple[int, ...]  # (C, H, W)
+    input_shape: tuple[int, ...]  # (C, H, W), or (C, L) for signals
     classes: list[str] = field(default_factory=list)
     flip: bool = False
     max_shift: int = 0
 
     @classmethod
     def fit(cls, images: np.ndarray, input_shape, classes=(), flip: bool = False, max_shift: int = 0) -> Preprocessor:
-        """Fit the per-channel statistics on training ``images`` (N, C, H, W) uint8."""
+        """Fit the per-channel statistics on training ``images`` (N, C, H, W) uint8 (or signals (N, C, L))."""
         pre = cls(Normalizer.fit(images), tuple(input_shape), list(classes), flip, max_shift)
         pre.check(images)
         return pre
 
     def check(self, images: np.ndarray) -> None:
-        """Raise a clear error when images cannot feed the net (channels or sizes)."""
+        """Raise a clear error when images (or signals) cannot feed the net (channels or sizes)."""
+        if len(self.input_shape) == 2:
+            if images.ndim != 3:
+                raise ShapeError(f"expected signals (N, C, L), got shape {tuple(images.shape)}")
+            (c, length), (C, L) = images.shape[1:], self.input_shape
+            if (c, length) != (C, L):
+                raise ShapeError(f"the net takes {C}-channel signals of length {L}; these are {c}-channel of "
+                                 f"length {length}: pick a dataset or model that matches")
+            return
         if images.ndim != 4:
             raise ShapeError(f"expected images (N, C, H, W), got shape {tuple(images.shape)}")
         c, h, w = images.shape[1:]
@@ -50,6 +60,9 @@ class Preprocessor:
     def __call__(self, images: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """Preprocess a batch; ``rng`` given means training (random crop, shift, flip), else deterministic."""
         self.check(images)
+        if len(self.input_shape) == 2:  # signals (N, C, L)
+            shifted = rng is not None and self.max_shift
+            return self.normalizer(random_shift(images, self.max_shift, rng) if shifted else images)
         H, W = self.input_shape[1:]
         h, w = images.shape[2:]
         if rng is not None:

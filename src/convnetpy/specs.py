@@ -11,6 +11,12 @@ A net is a JSON-serialisable list of dicts, the first one ``{"type": "input", "s
   the loss itself is applied by ``Net.loss``.
 
 Errors name the layer index, its type, the key, what was expected and what was received.
+
+Conv and pool specs are strict about sizes, unlike the layer classes (which floor, as PyTorch): an output
+size ``(N - D*(K-1) - 1 + 2P) / S + 1`` that is not a whole number is a SpecError showing the arithmetic
+and the nearest pads, strides or sizes that fit, unless the spec says ``"ragged": true`` (then the size
+is floored and the last padded positions go unread, as in PyTorch). An empty output is always an error.
+``"pad": "same"`` is never ragged: its output is ceil(N / S) by definition.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from .layers import (
     MaxPool1D,
     MaxPool2D,
 )
+from .shape_debugger import check_spec
 
 HEADS = ("softmax", "svm", "regression")
 REQUIRED = object()  # marks a key without a default
@@ -130,10 +137,11 @@ def _pool_mode(v):
 SCHEMA: dict[str, dict[str, tuple]] = {
     "input": {"shape": (_shape, REQUIRED)},
     "conv": {"filters": (_positive_int, REQUIRED), "size": (_size, REQUIRED), "stride": (_size, 1),
-             "pad": (_padding, 0), "dilation": (_size, 1), "bias": (_bool, True), "activation": (_activation, None)},
+             "pad": (_padding, 0), "dilation": (_size, 1), "bias": (_bool, True), "activation": (_activation, None),
+             "ragged": (_bool, False)},
     "pool": {"size": (_size, REQUIRED), "stride": (_optional_size, None),
              "pad": (lambda v: _size(v, _nonneg_int, "a non-negative integer or a list of them"), 0),
-             "mode": (_pool_mode, "max")},
+             "mode": (_pool_mode, "max"), "ragged": (_bool, False)},
     "fc": {"neurons": (_positive_int, REQUIRED), "bias": (_bool, True), "activation": (_activation, None),
            "dropout": (_optional_probability, None)},
     "relu": {}, "tanh": {}, "sigmoid": {},
@@ -252,6 +260,8 @@ def build(specs, rng: np.random.Generator | None = None, dtype=np.float32):
     for i, spec in enumerate(clean[1:], start=1):
         try:
             for layer in _expand(i, spec, clean, shape, rng, dtype):
+                if isinstance(layer, (Conv1D, Conv2D, MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D)):
+                    check_spec(layer, shape, spec["ragged"], stride_is_size=spec.get("stride", 1) is None)
                 shape = layer.output_shape(shape)
                 layers.append(layer)
         except SpecError:  # already names the layer (e.g. a conv on a flat input)

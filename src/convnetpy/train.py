@@ -108,7 +108,8 @@ class TrainerState:
 
 
 class Trainer:
-    """Fits ``net`` on (images uint8 (N, C, H, W), labels (N,)) with ``config``; reports to ``callbacks``.
+    """Fits ``net`` on (images uint8 (N, C, H, W) or signals float32 (N, C, L), labels (N,)) with ``config``;
+    reports to ``callbacks``.
 
     A callback is any callable taking (event: dict, trainer). ``state`` can be restored from a checkpoint
     (see ``Trainer.resume``) to continue a run exactly.

@@ -338,15 +338,17 @@ def plot_predictions(images: np.ndarray, top: list[list[tuple[int, float]]], lab
                      classes: list[str], path, *, columns: int = 4) -> Path:
     """ConvNetJS's "testing the network" view: each test image beside bars for its most likely classes.
 
-    images: (N, C, H, W) uint8, C = 1 (grey) or 3 (RGB). top: for each image its top-k (class index,
-    probability) pairs, most likely first (``train.top_k``). labels: (N,) true classes; classes: their names.
+    images: (N, C, H, W) uint8, C = 1 (grey) or 3 (RGB), or 1D signals (N, C, L) of any real dtype, drawn as
+    a small line plot (one line per channel). top: for each image its top-k (class index, probability) pairs,
+    most likely first (``train.top_k``). labels: (N,) true classes; classes: their names.
     The bar of the true class is green; a wrong top guess is red, other wrong guesses grey. When the true class
     is not among the top k, its name is written under the bars.
     """
     images, labels = np.asarray(images), np.asarray(labels)
-    if images.ndim != 4 or images.shape[1] not in (1, 3) or images.dtype != np.uint8:
-        raise ValueError(f"plot_predictions: images must be uint8 of shape (N, C, H, W) with C = 1 or 3, got "
-                         f"{images.dtype} {images.shape}")
+    signals = images.ndim == 3 and np.issubdtype(images.dtype, np.number) and 0 not in images.shape[1:]
+    if not signals and (images.ndim != 4 or images.shape[1] not in (1, 3) or images.dtype != np.uint8):
+        raise ValueError(f"plot_predictions: images must be uint8 of shape (N, C, H, W) with C = 1 or 3, or "
+                         f"signals (N, C, L), got {images.dtype} {images.shape}")
     n, k = len(images), len(classes)
     if labels.shape != (n,) or len(top) != n:
         raise ValueError(f"plot_predictions: need one label and one top-k list per image: {n} images, labels "
@@ -369,7 +371,13 @@ def plot_predictions(images: np.ndarray, top: list[list[tuple[int, float]]], lab
         if i >= n:
             continue
         img = images[i]
-        if img.shape[0] == 3:
+        if signals:  # (C, L): a line per channel, framed like an image
+            for channel in img:
+                ax_img.plot(channel, linewidth=1)
+            ax_img.set_axis_on()
+            ax_img.set_xticks([])
+            ax_img.set_yticks([])
+        elif img.shape[0] == 3:
             ax_img.imshow(img.transpose(1, 2, 0), interpolation="nearest")  # (H, W, 3)
         else:
             ax_img.imshow(img[0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")

@@ -6,7 +6,6 @@ import gzip
 import io
 import os
 import pickle
-import socket
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -150,10 +149,3 @@ def http_server():
         thread.join(timeout=5)
 
 
-@pytest.fixture
-def closed_port_url():
-    """A URL on 127.0.0.1 where nothing listens (a port just bound and released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"

@@ -102,3 +102,35 @@ def test_batches_rejects_bad_arguments():
         batches(10, 0)
     with pytest.raises(TypeError, match="numpy.random.Generator"):
         batches(10, 2, np.random.RandomState(0))
+
+
+# -- 1D signals (N, C, L) ------------------------------------------------------------------------------------
+def test_shift_of_signals_keeps_shape_and_zero_fills():
+    signals = np.random.default_rng(1).uniform(1, 2, (32, 2, 9)).astype(np.float32)  # no zeros of its own
+    out = random_shift(signals, 2, np.random.default_rng(0))
+    assert out.shape == signals.shape and out.dtype == np.float32
+    seen = set()
+    for i in range(len(signals)):
+        matches = [s for s in range(-2, 3) if np.array_equal(out[i], _shift(signals[i][:, None, :], 0, s)[:, 0])]
+        assert matches, f"signal {i} is not a shift of its input by at most 2 positions"
+        seen.add(matches[0])
+    assert seen == {-2, -1, 0, 1, 2}
+    np.testing.assert_array_equal(random_shift(signals, 0, np.random.default_rng(0)), signals)
+    with pytest.raises(ShapeError, match=r"expected a batch of images \(N, C, H, W\)"):
+        random_shift(signals[0], 1, np.random.default_rng(0))  # one signal, not a batch
+
+
+def test_normalizer_on_signals_matches_images_with_one_row():
+    rng = np.random.default_rng(2)
+    signals = (rng.standard_normal((50, 2, 40)) * [[3.0], [0.5]] + [[1.0], [-4.0]]).astype(np.float32)
+    norm = Normalizer.fit(signals, chunk=7)
+    as_images = Normalizer.fit(signals[:, :, None, :], chunk=7)  # (N, C, 1, L): the same numbers
+    np.testing.assert_array_equal(norm.mean, as_images.mean)
+    np.testing.assert_array_equal(norm.std, as_images.std)
+    out = norm(signals)
+    assert out.dtype == np.float32 and out.shape == signals.shape
+    np.testing.assert_allclose(out.mean(axis=(0, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=(0, 2)), 1, atol=1e-5)
+    np.testing.assert_allclose(norm.inverse(out), signals, atol=1e-5)
+    with pytest.raises(ShapeError, match=r"expected a batch \(N, C, ...\)"):
+        norm(signals[:, 0])

@@ -131,7 +131,8 @@ def _read_archive(archive: Path, split: str):
                     found[base] = (f"{archive}:{member.name}", tar.extractfile(member).read())
                     if any(all(n in found for n in names) for names in wanted.values()):
                         break
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+    # tarfile's streaming gzip reader raises TypeError on some truncated headers (CPython's tarfile.py).
+    except (tarfile.TarError, OSError, EOFError, zlib.error, TypeError) as e:
         raise DataFormatError(f"{archive}: not a readable tar archive (truncated or corrupt): {e}") from None
     for binary, names in wanted.items():
         if all(n in found for n in names):

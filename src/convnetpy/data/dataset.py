@@ -1,4 +1,4 @@
-"""Dataset: the images, labels and class names every reader returns."""
+"""Dataset: the images (or 1D signals), labels and class names every reader returns."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import numpy as np
 
 @dataclass(repr=False)
 class Dataset:
-    """One split of an image-classification dataset, held in memory.
+    """One split of a classification dataset of images or 1D signals, held in memory.
 
-    images: (N, C, H, W) uint8, values 0-255 (C = 1 grey, 3 RGB).
+    images: images (N, C, H, W) uint8, values 0-255 (C = 1 grey, 3 RGB), or signals (N, C, L) float32
+    (MNIST-1D: (N, 1, 40), standardised by its generator); the net's input layer shape is ``shape``.
     labels: (N,) int64, each in ``range(len(classes))``.
     classes: class names; ``classes[k]`` is the name of label ``k``.
     name, split: e.g. ``"cifar10"``, ``"test"``; source: the file or folder it was read from.
@@ -19,7 +20,7 @@ class Dataset:
 
     name: str
     split: str
-    images: np.ndarray  # (N, C, H, W) uint8
+    images: np.ndarray  # (N, C, H, W) uint8 or (N, C, L) float32
     labels: np.ndarray  # (N,) int64
     classes: list[str] = field(default_factory=list)
     source: str = ""
@@ -28,8 +29,8 @@ class Dataset:
         return len(self.labels)
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one image: what an ``input`` layer spec needs."""
+    def shape(self) -> tuple[int, ...]:
+        """(C, H, W) of one image or (C, L) of one signal: what an ``input`` layer spec needs."""
         return tuple(self.images.shape[1:])
 
     def __repr__(self) -> str:

@@ -3,6 +3,7 @@
 Search order for ``load_dataset(name, ...)``: ``data_dir/<name>/`` then ``data_dir/`` (so both the parent folder
 and the dataset's own folder work), ``$CONVNETPY_DATA/<name>/``, then ``cache_dir()/<name>/``. Local files are read
 as they are (their checksums are not checked: re-compressed or partial copies are fine); downloads are checked.
+MNIST-1D is not downloaded but generated, and cached in ``cache_dir()/mnist1d/`` (see ``mnist1d.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cifar
+from . import cifar, mnist1d
 from .dataset import Dataset
 from .download import cache_dir, download_file
 from .errors import DataFormatError, DatasetNotFoundError, DownloadError
@@ -37,7 +38,7 @@ class DatasetInfo:
     """
 
     name: str
-    format: str  # "idx" or "cifar10"
+    format: str  # "idx", "cifar10" or "mnist1d" (generated, not downloaded)
     classes: tuple[str, ...]
     files: dict[str, tuple[str, ...]]
     mirrors: tuple[str, ...] = ()
@@ -66,6 +67,8 @@ DATASETS: dict[str, DatasetInfo] = {
         "cifar10", "cifar10", cifar.CLASSES, {s: (cifar.BIN_ARCHIVE,) for s in SPLITS},
         ("https://www.cs.toronto.edu/~kriz/",), {cifar.BIN_ARCHIVE: "c32a1d4ab5d03f1284b67883e8d87530"}),
     "fashion-mnist-sample": DatasetInfo("fashion-mnist-sample", "idx", FASHION_CLASSES, _IDX_FILES, packaged=True),
+    **{name: DatasetInfo(name, "mnist1d", mnist1d.CLASSES, {s: (mnist1d.file_name(name),) for s in SPLITS})
+       for name in mnist1d.VARIANTS},
 }
 
 
@@ -74,15 +77,18 @@ def load_dataset(name: str, split: str = "train", data_dir=None, download: bool 
     """Read one split of a named dataset, downloading it first if it is nowhere to be found.
 
     name: "mnist", "fashion-mnist", "cifar10" or "fashion-mnist-sample" (3,000 train + 1,000 test Fashion-MNIST
-    images shipped with convnetpy; data_dir and download do not apply to it). split: "train" or "test".
+    images shipped with convnetpy; data_dir and download do not apply to it), "mnist1d" or "mnist1d-shuffled"
+    (generated offline by the mnist1d package and cached in ``cache_dir()/mnist1d/``, see
+    ``convnetpy.data.mnist1d``; data_dir, download and mirrors do not apply to them). split: "train" or "test".
     data_dir: a folder holding the dataset's files or a parent holding ``<name>/``; a download goes to
     ``data_dir/<name>/`` (or ``data_dir`` itself when it is named ``<name>``), else to ``$CONVNETPY_DATA/<name>/``,
     else to ``cache_dir()/<name>/``. download: False never goes to the network. mirrors: base URLs replacing
     the official ones (a file name is appended to each). progress: a download bar on stderr (None: if a terminal).
 
-    Returns a Dataset: images (N, C, H, W) uint8, labels (N,) int64, class names. Raises DatasetNotFoundError
-    naming every folder looked at and every URL tried, ChecksumError for a corrupted download, DataFormatError
-    for a truncated, corrupt or foreign file.
+    Returns a Dataset: images (N, C, H, W) uint8 (MNIST-1D: signals (N, 1, 40) float32), labels (N,) int64,
+    class names. Raises DatasetNotFoundError naming every folder looked at and every URL tried, ChecksumError
+    for a corrupted download, DataFormatError for a truncated, corrupt or foreign file, MissingDependencyError
+    when MNIST-1D must be generated and the mnist1d package is not installed.
     """
     info = DATASETS.get(name)
     if info is None:
@@ -91,6 +97,8 @@ def load_dataset(name: str, split: str = "train", data_dir=None, download: bool 
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if info.packaged:
         return _read(info, split, SAMPLE_DIR)
+    if info.format == "mnist1d":
+        return mnist1d.load_mnist1d(name, split, progress)
     folders = search_dirs(name, data_dir)
     for folder in folders:
         if _has_split(info, split, folder):

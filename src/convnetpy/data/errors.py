@@ -24,3 +24,7 @@ class DownloadError(ConvnetpyError, OSError):
     def __init__(self, message: str, failures: list[tuple[str, str]] | None = None):
         super().__init__(message)
         self.failures = list(failures or [])
+
+
+class MissingDependencyError(ConvnetpyError, ImportError):
+    """An optional package a dataset needs is not installed; the message says what to ``pip install``."""

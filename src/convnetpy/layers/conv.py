@@ -13,6 +13,7 @@ from ..functional.conv import (
     conv_output_size,
     same_padding,
 )
+from ..shape_debugger import check_empty
 from .base import Layer, check_input, init_weight, pair, single
 
 
@@ -28,7 +29,13 @@ def _resolve_padding(padding, ndim: int, normalise):
 
 
 class _Conv(Layer):
-    """Shared by Conv1D and Conv2D: sizes are tuples of length ``ndim`` (1 or 2)."""
+    """Shared by Conv1D and Conv2D: sizes are tuples of length ``ndim`` (1 or 2).
+
+    The output size is floored, as PyTorch's: a window that does not tile the input leaves the last
+    ``(N - D*(K-1) - 1 + 2P) % S`` padded positions unread, and only an empty output is an error. Nets built
+    from specs are stricter: there a fraction is a SpecError unless the spec says ``"ragged": true``
+    (see ``specs.build`` and ``shape_debugger``).
+    """
 
     type = "conv"
     ndim = 2
@@ -71,19 +78,10 @@ class _Conv(Layer):
             layout = "H, W" if self.ndim == 2 else "L"
             raise ShapeError(f"{type(self).__name__} expects examples of shape ({self.in_channels}, {layout}), "
                              f"got {tuple(in_shape)}")
+        check_empty(self, in_shape)  # names the arithmetic and the nearest paddings or kernels that fit
         sizes = tuple(in_shape[1:])
-        out = []
-        for axis, (n, k, s, d, (pb, pa)) in enumerate(zip(sizes, self.kernel_size, self.stride, self.dilation,
-                                                          self._pads(sizes))):
-            o = conv_output_size(n, k, s, pb, pa, d)
-            if o < 1:
-                dim = "HW"[axis] if self.ndim == 2 else "L"
-                raise ShapeError(
-                    f"{type(self).__name__}: output {dim} would be {o} (empty): "
-                    f"({dim} - D*(K-1) - 1 + 2P) / S + 1 = ({n} - {d}*({k}-1) - 1 + {pb + pa}) // {s} + 1 = {o}; "
-                    "use a smaller kernel, more padding or a larger input")
-            out.append(o)
-        return (self.out_channels, *out)
+        return (self.out_channels, *(conv_output_size(n, k, s, pb, pa, d) for n, k, s, d, (pb, pa) in
+                                     zip(sizes, self.kernel_size, self.stride, self.dilation, self._pads(sizes))))
 
     def mult_adds(self, in_shape):
         out = self.output_shape(in_shape)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..errors import ShapeError
 from ..functional.pool import (
     avgpool2d_backward,
     avgpool2d_forward,
@@ -10,13 +9,19 @@ from ..functional.pool import (
     maxpool2d_forward,
     pool_output_hw,
 )
+from ..shape_debugger import check_empty
 from .base import Layer, check_input, pair, single
 
 _KERNELS = {"max": (maxpool2d_forward, maxpool2d_backward), "avg": (avgpool2d_forward, avgpool2d_backward)}
 
 
 class _Pool(Layer):
-    """Shared by the four pooling layers. 1D pooling runs the 2D kernel with H = 1."""
+    """Shared by the four pooling layers. 1D pooling runs the 2D kernel with H = 1.
+
+    The output size is floored, as PyTorch's: windows need not tile the input (the last
+    ``(N - K + 2P) % S`` padded positions are then never read), and only an empty output is an error. Nets
+    built from specs are stricter unless the spec says ``"ragged": true`` (see ``specs.build``).
+    """
 
     type = "pool"
     mode = "max"
@@ -39,16 +44,10 @@ class _Pool(Layer):
         return tuple(t) if self.ndim == 2 else (fill, t[0])
 
     def output_shape(self, in_shape):
+        check_empty(self, in_shape)  # names the arithmetic and the nearest paddings or windows that fit
         hw = self._as2d(in_shape[1:], 1)
         out = pool_output_hw(hw, self._as2d(self.kernel_size, 1), self._as2d(self.stride, 1),
                              self._as2d(self.padding, 0))
-        for axis, o in enumerate(out[2 - self.ndim:]):
-            if o < 1:
-                n, k, s, p = (in_shape[1 + axis], self.kernel_size[axis], self.stride[axis], self.padding[axis])
-                dim = "HW"[axis] if self.ndim == 2 else "L"
-                raise ShapeError(
-                    f"{type(self).__name__}: output {dim} would be {o} (empty): ({dim} - K + 2P) / S + 1 = "
-                    f"({n} - {k} + 2*{p}) // {s} + 1 = {o}; use a smaller window or a larger input")
         return (in_shape[0], *out[2 - self.ndim:])
 
     def forward(self, x, training=False):
