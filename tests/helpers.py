@@ -114,3 +114,12 @@ def copy_net_to_torch(net, module) -> dict:
             assert tuple(tparams[name].shape) == value.shape, f"{name}: {tuple(tparams[name].shape)} != {value.shape}"
             tparams[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
     return tparams
+
+
+def assert_same_evaluation(ours: dict, expected: dict) -> None:
+    """Two ``evaluate`` results agree: the confusion matrix exactly, the numbers approximately."""
+    import pytest
+
+    assert ours["confusion"] == expected["confusion"]
+    rest = {k: v for k, v in expected.items() if k != "confusion"}
+    assert {k: v for k, v in ours.items() if k != "confusion"} == pytest.approx(rest)

@@ -29,6 +29,7 @@ from convnetpy.data import DownloadError, datasets, download, load_dataset, writ
 from convnetpy.data.datasets import FASHION_CLASSES
 from convnetpy.preprocess import Preprocessor
 from convnetpy.train import FitConfig, Trainer, evaluate, top_k
+from helpers import assert_same_evaluation
 from train_helpers import assert_same_weights
 
 N_TRAIN, N_TEST, BATCH = 256, 64, 32
@@ -252,7 +253,7 @@ def test_evaluate_json_is_one_object(env, trained, capsys):
     # the same numbers as the library's
     net, pre, _ = cli.load_run(trained)
     test = load_dataset("fashion-mnist", "test", data_dir=env.data)
-    assert evaluate(net, pre, test.images, test.labels) == pytest.approx(result)
+    assert_same_evaluation(evaluate(net, pre, test.images, test.labels), result)
 
 
 @pytest.mark.parametrize("extra, n", [(["--tta"], N_TEST), (["--split", "train"], N_TRAIN)])
