@@ -123,3 +123,27 @@ def assert_same_evaluation(ours: dict, expected: dict) -> None:
     assert ours["confusion"] == expected["confusion"]
     rest = {k: v for k, v in expected.items() if k != "confusion"}
     assert {k: v for k, v in ours.items() if k != "confusion"} == pytest.approx(rest)
+
+
+def compare_training_pass_with_torch(net, module, tparams: dict, x: np.ndarray, labels: np.ndarray, name: str) -> None:
+    """One training pass of a softmax net and its PyTorch twin: same logits, loss, parameter and input gradients.
+
+    ``tparams`` maps our parameter names to the twin's parameters (as ``copy_net_to_torch`` returns).
+    """
+    import pytest
+    import torch
+    import torch.nn.functional as F
+
+    scores = net.forward(x, training=True)
+    loss, dscores = net.loss(scores, labels)
+    dx = net.backward(dscores, input_grad=True)
+    tx = torch_tensor(x, grad=True)
+    tscores = module(tx)
+    tloss = F.cross_entropy(tscores, torch.from_numpy(labels))
+    tloss.backward()
+
+    assert_close(scores, tscores, 1e-4, 1e-5, f"{name} logits")
+    assert loss == pytest.approx(tloss.item(), rel=1e-5)
+    for p in net.params():
+        assert_close(p.grad, tparams[p.name].grad, 1e-4, 1e-5, f"{name} grad {p.name}")
+    assert_close(dx, tx.grad, 1e-4, 1e-6, f"{name} input gradient")

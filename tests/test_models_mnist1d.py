@@ -8,7 +8,7 @@ import pytest
 from convnetpy import Net, models
 from convnetpy.preprocess import Preprocessor
 from convnetpy.train import FitConfig, Trainer, evaluate
-from helpers import assert_close, copy_net_to_torch, torch_tensor
+from helpers import assert_close, compare_training_pass_with_torch, copy_net_to_torch, torch_tensor
 
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
@@ -64,19 +64,7 @@ def test_model_matches_pytorch(name):
     x = rng.standard_normal((6, 1, 40)).astype(np.float32)
     labels = rng.integers(0, 10, 6)
 
-    scores = net.forward(x, training=True)
-    loss, dscores = net.loss(scores, labels)
-    dx = net.backward(dscores, input_grad=True)
-    tx = torch_tensor(x, grad=True)
-    tscores = module(tx)
-    tloss = F.cross_entropy(tscores, torch.from_numpy(labels))
-    tloss.backward()
-
-    assert_close(scores, tscores, 1e-4, 1e-5, f"{name} logits")
-    assert loss == pytest.approx(tloss.item(), rel=1e-5)
-    for p in net.params():
-        assert_close(p.grad, tparams[p.name].grad, 1e-4, 1e-5, f"{name} grad {p.name}")
-    assert_close(dx, tx.grad, 1e-4, 1e-6, f"{name} input gradient")
+    compare_training_pass_with_torch(net, module, tparams, x, labels, name)
 
 
 class ConvBase(nn.Module):

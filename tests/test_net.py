@@ -13,7 +13,14 @@ from torch import nn
 
 from convnetpy import Net, ShapeError, SpecError, models
 from convnetpy.layers import Dense, ReLU
-from helpers import assert_close, copy_net_to_torch, numerical_gradient, rel_error, torch_tensor
+from helpers import (
+    assert_close,
+    compare_training_pass_with_torch,
+    copy_net_to_torch,
+    numerical_gradient,
+    rel_error,
+    torch_tensor,
+)
 
 # Every layer type and desugaring in one small net (svm head).
 EVERYTHING = [
@@ -333,20 +340,7 @@ def test_model_matches_pytorch(name):
             p.value[...] = rng.standard_normal(p.value.shape) * 0.1
     copy_net_to_torch(net, module)
 
-    scores = net.forward(x, training=True)
-    loss, dscores = net.loss(scores, labels)
-    dx = net.backward(dscores, input_grad=True)
-
-    tx = torch_tensor(x, grad=True)
-    tscores = module(tx)
-    tloss = F.cross_entropy(tscores, torch.from_numpy(labels))
-    tloss.backward()
-
-    assert_close(scores, tscores, 1e-4, 1e-5, f"{name} logits")
-    assert loss == pytest.approx(tloss.item(), rel=1e-5)
-    for p in net.params():
-        assert_close(p.grad, tparams[p.name].grad, 1e-4, 1e-5, f"{name} grad {p.name}")
-    assert_close(dx, tx.grad, 1e-4, 1e-6, f"{name} input gradient")
+    compare_training_pass_with_torch(net, module, tparams, x, labels, name)
     with torch.no_grad():
         assert_close(net.forward(x), module(torch_tensor(x)), 1e-4, 1e-5, f"{name} inference logits")
         assert_close(net.predict_proba(x), torch.softmax(module(torch_tensor(x)), 1), 1e-4, 1e-6, f"{name} proba")
