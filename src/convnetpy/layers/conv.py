@@ -17,7 +17,7 @@ from ..shape_debugger import check_empty
 from .base import Layer, check_input, init_weight, pair, single
 
 
-def _resolve_padding(padding, ndim: int, normalise):
+def _resolve_padding(padding, normalise):
     """'valid' -> zeros; 'same' stays a string (it depends on the input size when stride > 1)."""
     if isinstance(padding, str):
         if padding == "valid":
@@ -52,7 +52,7 @@ class _Conv(Layer):
         self.kernel_size = norm(kernel_size, "kernel_size")
         self.stride = norm(stride, "stride")
         self.dilation = norm(dilation, "dilation")
-        self.padding = _resolve_padding(padding, self.ndim, norm)
+        self.padding = _resolve_padding(padding, norm)
         for name in ("kernel_size", "stride", "dilation"):
             if min(getattr(self, name)) < 1:
                 raise ValueError(f"{type(self).__name__}: {name} must be >= 1, got {getattr(self, name)}")
