@@ -202,18 +202,17 @@ def cmd_evaluate(args) -> int:
 
 def read_image(path: Path, shape) -> np.ndarray:
     """One image file of any size -> uint8 (C, H, W) resized to ``shape`` (grey when C == 1)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from .data.image_folder import decode_image
 
     c, h, w = shape
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
-            a = np.asarray(img, dtype=np.uint8)
+        return decode_image(path, (h, w), grey=c == 1)
     except FileNotFoundError:
         raise FileNotFoundError(f"no image file at {path}") from None
     except (UnidentifiedImageError, OSError) as e:  # bad data, not bad usage: exit code 1
         raise ConvnetpyError(f"{path} is not a readable image: {e}") from None
-    return a[None] if c == 1 else a.transpose(2, 0, 1)
 
 
 def read_signal(path: Path, shape) -> np.ndarray:

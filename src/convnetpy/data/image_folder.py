@@ -41,17 +41,28 @@ def load_image_folder(root, size: int | tuple[int, int], grey: bool = False) -> 
     if empty:
         raise DataFormatError(f"{root}: class folder(s) {', '.join(empty)} hold no images "
                               f"({', '.join(IMAGE_EXTENSIONS)})")
-    channels, mode = (1, "L") if grey else (3, "RGB")
+    channels = 1 if grey else 3
     images = np.empty((len(files), channels, h, w), np.uint8)  # (N, C, H, W)
     for i, (path, _) in enumerate(files):  # decoding is per file; everything after is batched
         try:
-            with Image.open(path) as im:
-                im = im.convert(mode)
-                if im.size != (w, h):
-                    im = im.resize((w, h), Image.Resampling.BILINEAR)
-                pixels = np.asarray(im)  # (H, W) or (H, W, 3)
+            images[i] = decode_image(path, (h, w), grey)
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
             raise DataFormatError(f"{path}: not a readable image: {e}") from None
-        images[i] = pixels[None] if grey else pixels.transpose(2, 0, 1)
     labels = np.array([label for _, label in files], np.int64)
     return Dataset(root.name, "", images, labels, classes, str(root))
+
+
+def decode_image(path, size: tuple[int, int], grey: bool) -> np.ndarray:
+    """One image file -> uint8 (C, H, W) of ``size`` (H, W), grey (C = 1) or RGB (C = 3).
+
+    Pillow's errors propagate: each caller words its own message (a dataset file, a file to predict).
+    """
+    from PIL import Image
+
+    h, w = size
+    with Image.open(path) as im:
+        im = im.convert("L" if grey else "RGB")
+        if im.size != (w, h):
+            im = im.resize((w, h), Image.Resampling.BILINEAR)
+        pixels = np.asarray(im, dtype=np.uint8)  # (H, W) or (H, W, 3)
+    return pixels[None] if grey else pixels.transpose(2, 0, 1)
