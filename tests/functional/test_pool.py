@@ -1,10 +1,14 @@
-"""Fast max and average pooling (functional.pool) against the naive loop twins, in float64."""
+"""Fast max and average pooling (functional.pool) against the naive loop twins, in float64.
+
+Every test runs twice: with the NumPy kernels and with the compiled (Numba) max pooling, when Numba is installed.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from convnetpy.functional import compiled
 from convnetpy.functional import (
     avgpool2d_backward,
     avgpool2d_forward,
@@ -16,6 +20,40 @@ from convnetpy.functional import (
 from helpers import rel_error
 
 TOL = 1e-12
+
+
+@pytest.fixture(params=["numpy", "compiled"], autouse=True)
+def kernels(request):
+    """Run the test with the NumPy pooling kernels, then with the compiled ones."""
+    if request.param == "compiled" and compiled.numba is None:
+        pytest.skip("Numba is not installed")
+    before = compiled.available()
+    compiled.use_compiled(request.param == "compiled")
+    yield request.param
+    compiled.use_compiled(before)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_maxpool2d_paths_agree_with_nan_and_layouts(kernels, layout):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 5, 9, 8)).astype(np.float32)
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    with_nan = x.copy()
+    with_nan[0, 1, 2, 3] = np.nan
+
+    def run():
+        out, cache = maxpool2d_forward(x, (3, 2), (2, 2), (1, 1))
+        dout = np.random.default_rng(8).standard_normal(out.shape).astype(np.float32)
+        return out, maxpool2d_backward(dout, cache), maxpool2d_forward(with_nan, (3, 2), (2, 2), (1, 1))[0]
+
+    out, dx, out_nan = run()
+    compiled.use_compiled(kernels != "compiled" and compiled.numba is not None)  # the other path
+    other_out, other_dx, other_out_nan = run()
+    np.testing.assert_array_equal(out, other_out)
+    np.testing.assert_array_equal(dx, other_dx)
+    np.testing.assert_array_equal(out_nan, other_out_nan)  # NaN propagates, as in PyTorch
+    assert np.isnan(out_nan[0, 1]).any()
 
 
 def _random_pool(rng: np.random.Generator, overlap: bool):
