@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convnetpy.functional import compiled
 from convnetpy.functional import (
     avgpool2d_backward,
     avgpool2d_forward,
+    compiled,
     maxpool2d_backward,
     maxpool2d_forward,
     naive,
