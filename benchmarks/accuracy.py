@@ -141,7 +141,20 @@ def main(argv=None) -> None:
     parser.add_argument("--framework", nargs="+", default=["convnetpy"], choices=["convnetpy", "torch"])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every time budget (quick checks)")
     parser.add_argument("--out", type=Path, help="save each convnetpy run's checkpoint in this folder")
+    parser.add_argument("--threads", type=int, help="threads for BLAS, convnetpy's kernels and PyTorch "
+                        "(default: all CPUs)")
     args = parser.parse_args(argv)
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        from convnetpy.functional.parallel import set_num_threads
+
+        threadpool_limits(args.threads)
+        set_num_threads(args.threads)
+        if "torch" in args.framework:
+            import torch
+
+            torch.set_num_threads(args.threads)
 
     results = []
     for name in args.runs:

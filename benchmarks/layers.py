@@ -1,6 +1,11 @@
-"""Where a training step's time goes: median milliseconds per layer, forward and backward.
+"""Where a training step's time goes: median milliseconds per layer, forward and backward, and GFLOP/s.
 
-    python benchmarks/layers.py --model cifar10net --batch 64
+    python benchmarks/layers.py --model cifar10net --batch 64 --threads 1
+
+Layers run in the order ``Net`` runs them (a ReLU followed by max pooling runs after the pool). Each weighted
+layer's rate counts 2 FLOPs per multiply-add: forward 1x, backward 2x its multiply-adds (weight gradient and
+input gradient; the first layer computes no input gradient). The machine's peak is estimated by a large
+float32 matmul on the same threads, the best BLAS can do here.
 """
 
 from __future__ import annotations
@@ -10,9 +15,26 @@ import statistics
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import convnetpy
+from convnetpy.functional import compiled
+from convnetpy.functional.parallel import set_num_threads
 from convnetpy.models import MODELS
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of an n x n float32 matmul: the practical ceiling for the conv layers' matmuls."""
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    a @ a
+    best = min(_seconds(lambda: a @ a) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def profile(model: str, batch: int, repeats: int) -> None:
@@ -20,34 +42,50 @@ def profile(model: str, batch: int, repeats: int) -> None:
     net = convnetpy.Net(MODELS[model](), seed=0)
     x = rng.random((batch, *net.input_shape), dtype=np.float32)
     y = rng.integers(0, net.output_shape[0], batch)
-    fwd = [[] for _ in net.layers]
-    bwd = [[] for _ in net.layers]
+    order = net._order  # execution order (see Net._execution_order)
+    shapes = {}
+    shape = net.input_shape
+    for i, layer in enumerate(net.layers):
+        shapes[i] = shape
+        shape = layer.output_shape(shape)
+    fwd = {i: [] for i in order}
+    bwd = {i: [] for i in order}
     loss_times = []
-    for _ in range(repeats):
+    for _ in range(repeats + 2):  # the first two steps warm up workspaces and compiled kernels
         h = x
-        for i, layer in enumerate(net.layers):
+        for i in order:
             t0 = time.perf_counter()
-            h = layer.forward(h, training=True)
+            h = net.layers[i].forward(h, training=True)
             fwd[i].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         _, d = net.loss(h, y)
         loss_times.append(time.perf_counter() - t0)
-        for i in range(len(net.layers) - 1, -1, -1):
+        for k, i in enumerate(reversed(order)):
             t0 = time.perf_counter()
-            d = net.layers[i].backward(d, input_grad=i > 0)
+            d = net.layers[i].backward(d, input_grad=k < len(order) - 1)
             bwd[i].append(time.perf_counter() - t0)
+    peak = matmul_peak()
+    print(f"{model}, batch {batch}: median ms per layer over {repeats} steps "
+          f"(compiled kernels: {'on' if compiled.available() else 'off'})")
+    print(f"{'#':>2} {'layer':<12} {'forward':>8} {'backward':>9} {'fwd GFLOP/s':>12} {'bwd GFLOP/s':>12}")
     total_f = total_b = 0.0
-    print(f"{model}, batch {batch}: median ms per layer over {repeats} steps")
-    print(f"{'#':>2} {'layer':<28} {'forward':>8} {'backward':>9}")
-    for i, layer in enumerate(net.layers):
-        f, b = statistics.median(fwd[i]) * 1e3, statistics.median(bwd[i]) * 1e3
+    for i in order:
+        layer = net.layers[i]
+        f = statistics.median(fwd[i][2:]) * 1e3
+        b = statistics.median(bwd[i][2:]) * 1e3
         total_f, total_b = total_f + f, total_b + b
-        print(f"{i:>2} {type(layer).__name__:<28} {f:>8.2f} {b:>9.2f}")
-    loss_ms = statistics.median(loss_times) * 1e3
+        flops = 2 * layer.mult_adds(shapes[i]) * batch
+        rates = ""
+        if flops:
+            backward_flops = flops * (2 if i != order[0] else 1)
+            rates = f" {flops / f / 1e6:>12.1f} {backward_flops / b / 1e6:>12.1f}"
+        print(f"{i:>2} {type(layer).__name__:<12} {f:>8.2f} {b:>9.2f}{rates}")
+    loss_ms = statistics.median(loss_times[2:]) * 1e3
     total = total_f + total_b + loss_ms
-    print(f"   {'loss':<28} {loss_ms:>8.2f}")
-    print(f"   {'total':<28} {total_f:>8.2f} {total_b:>9.2f}  = {total:.2f} ms/step, "
+    print(f"   {'loss':<12} {loss_ms:>8.2f}")
+    print(f"   {'total':<12} {total_f:>8.2f} {total_b:>9.2f}  = {total:.2f} ms/step, "
           f"{batch / total * 1e3:,.0f} images/s (without the optimizer step)")
+    print(f"peak: a 2048x2048 float32 matmul runs at {peak:.1f} GFLOP/s on these threads")
 
 
 if __name__ == "__main__":
@@ -55,5 +93,12 @@ if __name__ == "__main__":
     parser.add_argument("--model", default="cifar10net", choices=sorted(MODELS))
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None, help="default: all CPUs")
+    parser.add_argument("--no-compiled", action="store_true", help="use the NumPy kernels even with Numba")
     args = parser.parse_args()
-    profile(args.model, args.batch, args.repeats)
+    if args.no_compiled:
+        compiled.use_compiled(False)
+    if args.threads:
+        set_num_threads(args.threads)
+    with threadpool_limits(args.threads):
+        profile(args.model, args.batch, args.repeats)

@@ -48,20 +48,13 @@ def maxpool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair =
                       keep_cache: bool = True):
     """x: (N, C, H, W) -> out (N, C, OH, OW), the maximum of each window.
 
-    With Numba (``functional.compiled``) one compiled pass also records each window's argmax for the
-    backward pass. Without it, the cache holds references to the padded input and the output (no copies)
-    and backward finds each window's first maximum again by comparing slices with the output.
+    The cache holds references to the padded input and the output (no copies): backward finds each
+    window's first maximum again by comparing slices with the output.
     """
     out_hw = pool_output_hw(x.shape[2:], kernel, stride, padding)
     xp = _padded(x, padding, -np.inf)
     slices = list(_slices(kernel, stride, out_hw))
     out = np.empty_like(xp[slices[0]])  # (N, C, OH, OW), in the input's memory layout
-    if compiled.available():
-        argmax = np.empty_like(out, dtype=np.int32)  # offset kh*KW + kw of each window's maximum
-        over_batch(lambda b: compiled.maxpool_forward(xp, kernel, stride, out, argmax, b), len(x), xp.size)
-        N, C, Hp, Wp = xp.shape
-        cache = ((N, Hp, Wp, C), argmax, x.shape, kernel, stride, padding) if keep_cache else None
-        return out, cache
 
     def run(b: slice) -> None:
         xb, ob = xp[b], out[b]
@@ -78,12 +71,10 @@ def maxpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dout: (N, C, OH, OW) -> dx (N, C, H, W): each gradient goes to its window's first maximum."""
     xp, out, (N, C, H, W), kernel, stride, padding = cache
     ph, pw = padding
-    if isinstance(xp, tuple):  # the compiled forward pass kept (channels-last padded shape, argmax)
-        argmax = out
-        dxp = np.zeros(xp, dtype=dout.dtype).transpose(0, 3, 1, 2)
-        over_batch(lambda b: compiled.maxpool_backward(dout, argmax, kernel, stride, dxp, b), N, dxp.size)
-        return dxp[:, :, ph:ph + H, pw:pw + W]
     dxp = np.zeros_like(xp)  # same memory layout as the input
+    if compiled.available():  # one compiled pass (see functional.compiled)
+        over_batch(lambda b: compiled.maxpool_backward(xp, out, dout, kernel, stride, dxp, b), N, xp.size)
+        return dxp[:, :, ph:ph + H, pw:pw + W]
     pending = np.empty_like(out)  # gradient not yet routed, in the output's memory layout;
     overlap = stride[0] < kernel[0] or stride[1] < kernel[1]
     slices = list(_slices(kernel, stride, out.shape[2:]))
