@@ -1,0 +1,109 @@
+"""Peak memory of training steps, convnetpy against PyTorch, same net, batch and threads.
+
+    python benchmarks/memory.py                       # cifar10net and lenet5, batches 64 and 128
+    python benchmarks/memory.py --models cifar10net --batches 64
+
+Method: each (library, model, batch) runs in a fresh Python process. It builds the net (PyTorch: the twin
+with our weights) and one random float32 batch, reads its resident set size (VmRSS), resets the kernel's
+high-water mark (``echo 5 > /proc/self/clear_refs``), runs training steps (forward, softmax cross-entropy,
+backward, SGD-momentum step) and reads the high-water mark (VmHWM). Two figures, both VmHWM - VmRSS:
+- cold: five steps from a fresh net: everything training needs on top of the net and the batch, including
+  buffers kept between steps (our im2col workspaces, PyTorch's allocator caches) and code loaded lazily on
+  first use (oneDNN's kernels; Numba's compiled pooling);
+- step: one more step after those: the memory a step allocates and frees again.
+Linux only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = r"""
+import json, sys
+import numpy as np
+sys.path.insert(0, {bench!r})
+import convnetpy
+from convnetpy.models import MODELS
+from convnetpy.functional.parallel import set_num_threads
+from threadpoolctl import threadpool_limits
+
+library, model, batch, threads = {library!r}, {model!r}, {batch}, {threads}
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024  # kB -> bytes
+    raise KeyError(key)
+
+rng = np.random.default_rng(0)
+net = convnetpy.Net(MODELS[model](), seed=0)
+x = rng.random((batch, *net.input_shape), dtype=np.float32)
+y = rng.integers(0, net.output_shape[0], batch)
+if library == "torch":
+    import torch
+    from twins import torch_twin
+    torch.set_num_threads(threads)
+    twin = torch_twin(net)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.001, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(twin(tx), ty).backward()
+        opt.step()
+else:
+    from convnetpy.optim import SGD
+    set_num_threads(threads)
+    opt = SGD(net.params(), lr=0.001, momentum=0.9)
+    def step():
+        net.backprop(x, y)
+        opt.step()
+def peak_above_rss(steps):
+    before = status("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current RSS
+    for _ in range(steps):
+        step()
+    return status("VmHWM") - before
+
+with threadpool_limits(threads):
+    cold = peak_above_rss(5)
+    warm = peak_above_rss(1)
+print(json.dumps({{"cold": cold, "warm": warm}}))
+"""
+
+
+def measure(library: str, model: str, batch: int, threads: int) -> dict:
+    """{"cold": bytes, "warm": bytes} above the net and batch (see the module docstring), in a fresh process."""
+    code = CHILD.format(bench=str(Path(__file__).parent), library=library, model=model, batch=batch,
+                        threads=threads)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=["cifar10net", "lenet5"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[64, 128])
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    print(f"peak memory of 5 training steps above the net and batch (VmHWM - VmRSS), {args.threads} threads")
+    print(f"{'':<17} | {'cold: first 5 steps':^25} | {'step: one more step':^25}")
+    print(f"{'model':<11} {'batch':>5} | {'ours MB':>8} {'torch MB':>9} {'ratio':>6} | "
+          f"{'ours MB':>8} {'torch MB':>9} {'ratio':>6}")
+    for model in args.models:
+        for batch in args.batches:
+            ours = measure("convnetpy", model, batch, args.threads)
+            theirs = measure("torch", model, batch, args.threads)
+            cells = [f"{ours[k] / 1e6:>8.1f} {theirs[k] / 1e6:>9.1f} {ours[k] / max(theirs[k], 1):>6.2f}"
+                     for k in ("cold", "warm")]
+            print(f"{model:<11} {batch:>5} | {cells[0]} | {cells[1]}", flush=True)
+    print("ratio = ours / PyTorch (lower is better)")
+
+
+if __name__ == "__main__":
+    main()
