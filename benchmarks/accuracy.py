@@ -2,6 +2,8 @@
 
     python benchmarks/accuracy.py --data-dir ../shared/data                      # all three runs, convnetpy
     python benchmarks/accuracy.py --data-dir ../shared/data --runs lenet5-mnist --framework convnetpy torch
+    python benchmarks/accuracy.py --data-dir ../shared/data --runs cifar10net-cifar10 --framework convnetpy torch \
+        --until 0.70 --scale 0.5                                                 # time to 70%, both engines
 
 Each run trains with a one-cycle learning rate spread over its time budget (SGD with Nesterov momentum,
 weight decay, shifts of up to 2 pixels, flips for CIFAR-10), evaluates on the test split after every epoch
@@ -57,7 +59,22 @@ def report(epoch: int, seconds: float, train_loss: float, accuracy: float) -> No
     print(f"{epoch:>5} {seconds:>8.0f} {train_loss:>10.4f} {accuracy:>9.2%}", flush=True)
 
 
-def train_convnetpy(run: Run, config: FitConfig, train, test, out: Path | None = None) -> float:
+class Curve:
+    """Test accuracy after each epoch; with ``until``, the training seconds at which it first reached it."""
+
+    def __init__(self, until: float | None) -> None:
+        self.until, self.points, self.reached = until, [], None
+
+    def add(self, epoch: int, seconds: float, train_loss: float, accuracy: float) -> bool:
+        """Record and print one epoch; True when training should stop (``until`` reached)."""
+        report(epoch, seconds, train_loss, accuracy)
+        self.points.append((epoch, seconds, accuracy))
+        if self.until is not None and self.reached is None and accuracy >= self.until:
+            self.reached = seconds
+        return self.reached is not None
+
+
+def train_convnetpy(run: Run, config: FitConfig, train, test, curve: Curve, out: Path | None = None) -> float:
     net = convnetpy.Net(MODELS[run.model](), seed=0)
     pre = Preprocessor.fit(train.images, net.input_shape, train.classes, flip=config.flip,
                            max_shift=config.max_shift)
@@ -65,10 +82,13 @@ def train_convnetpy(run: Run, config: FitConfig, train, test, out: Path | None =
     def on_epoch(event, trainer):
         if event["event"] == "epoch_end":
             acc = evaluate(net, pre, test.images, test.labels)["accuracy"]
-            report(event["epoch"], event["seconds"], event["train_loss"], acc)
+            if curve.add(event["epoch"], event["seconds"], event["train_loss"], acc):
+                trainer.stop_requested = True
 
     trainer = Trainer(net, config, pre, callbacks=[on_epoch])
     trainer.fit(train.images, train.labels)
+    if curve.reached is not None:
+        return curve.points[-1][2]
     acc = evaluate(net, pre, test.images, test.labels)["accuracy"]
     steps = [r for r in trainer.state.history["steps"] if r["epoch"] == trainer.state.epoch]
     loss = float(np.mean([r["loss"] for r in steps])) if steps else float("nan")
@@ -82,7 +102,7 @@ def train_convnetpy(run: Run, config: FitConfig, train, test, out: Path | None =
     return acc
 
 
-def train_torch(run: Run, config: FitConfig, train, test) -> float:
+def train_torch(run: Run, config: FitConfig, train, test, curve: Curve) -> float:
     """The same recipe in PyTorch: same initial weights, batches, augmentation and learning rates."""
     import torch
 
@@ -130,8 +150,9 @@ def train_torch(run: Run, config: FitConfig, train, test) -> float:
             losses.append(loss.item())
             elapsed += time.perf_counter() - t0
         epoch += 1
-        report(epoch, elapsed, float(np.mean(losses)) if losses else float("nan"), accuracy())
-    return accuracy()
+        if curve.add(epoch, elapsed, float(np.mean(losses)) if losses else float("nan"), accuracy()):
+            break
+    return curve.points[-1][2]
 
 
 def main(argv=None) -> None:
@@ -141,6 +162,8 @@ def main(argv=None) -> None:
     parser.add_argument("--framework", nargs="+", default=["convnetpy"], choices=["convnetpy", "torch"])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every time budget (quick checks)")
     parser.add_argument("--out", type=Path, help="save each convnetpy run's checkpoint in this folder")
+    parser.add_argument("--until", type=float, help="time to accuracy: stop each run once its test accuracy "
+                        "reaches this fraction (e.g. 0.70) and report the training seconds it took")
     parser.add_argument("--threads", type=int, help="threads for BLAS, convnetpy's kernels and PyTorch "
                         "(default: all CPUs)")
     args = parser.parse_args(argv)
@@ -166,14 +189,22 @@ def main(argv=None) -> None:
             print(f"\n{name} [{framework}]: {len(train):,} train / {len(test):,} test images, "
                   f"{config.time_limit:.0f} s budget, target {run.target:.1%}")
             print(f"{'epoch':>5} {'seconds':>8} {'train loss':>10} {'test acc':>9}")
-            fit = train_convnetpy if framework == "convnetpy" else train_torch
+            curve = Curve(args.until)
             meter = LoadMeter().start()
-            acc = fit(run, config, train, test, args.out) if framework == "convnetpy" else fit(run, config, train, test)
-            results.append((name, framework, config.time_limit, acc, run.target, meter.busy()))
+            if framework == "convnetpy":
+                acc = train_convnetpy(run, config, train, test, curve, args.out)
+            else:
+                acc = train_torch(run, config, train, test, curve)
+            results.append((name, framework, config.time_limit, acc, run.target, meter.busy(), curve))
     print(f"\n{'run':<20} {'framework':<10} {'budget s':>8} {'test acc':>9} {'target':>7} {'cpu load':>9}")
-    for name, framework, budget, acc, target, load in results:
+    for name, framework, budget, acc, target, load, _ in results:
         verdict = "met" if acc >= target else "missed"
         print(f"{name:<20} {framework:<10} {budget:>8.0f} {acc:>9.2%} {target:>7.1%} {load:>5.2f} CPUs {verdict}")
+    if args.until is not None:
+        print(f"\ntime to {args.until:.0%} test accuracy (seconds of training, data loading included)")
+        for name, framework, *_, curve in results:
+            took = f"{curve.reached:.0f} s" if curve.reached is not None else "not reached"
+            print(f"{name:<20} {framework:<10} {took}")
 
 
 if __name__ == "__main__":
