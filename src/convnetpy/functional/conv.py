@@ -15,7 +15,7 @@ Output size per spatial axis (PyTorch's formula, with explicit before/after padd
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from .parallel import over_batch
 
@@ -67,8 +67,17 @@ def _pad_channels_last(x: np.ndarray, pads: Pads, workspace: dict | None = None)
 
 
 def _windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
-    """Strided view of every receptive field: (N, OH, OW, KH, KW, C), no copy."""
+    """Strided view of every receptive field: (N, OH, OW, KH, KW, C), no copy.
+
+    Without dilation along W, each kernel row's KW*C values are one contiguous run of xp, and the view says
+    so: (N, OH, OW, KH, KW*C). Copying it (im2col) then moves runs of KW*C values instead of C, which is
+    what makes the first layer's im2col fast (C = 1 or 3).
+    """
     (KH, KW), (sh, sw), (dh, dw), (OH, OW) = kernel, stride, dilation, out_hw
+    if dw == 1:
+        sN, sH, sW, sC = xp.strides
+        return as_strided(xp, (xp.shape[0], OH, OW, KH, KW * xp.shape[3]), (sN, sH * sh, sW * sw, sH * dh, sC),
+                          writeable=False)
     span = (dh * (KH - 1) + 1, dw * (KW - 1) + 1)
     view = sliding_window_view(xp, span, axis=(1, 2))  # (N, H', W', C, spanH, spanW)
     view = view[:, : sh * (OH - 1) + 1: sh, : sw * (OW - 1) + 1: sw, :, ::dh, ::dw]
@@ -105,7 +114,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     OW = conv_output_size(W, KW, stride[1], pads[2], pads[3], dilation[1])
     P, K = OH * OW, KH * KW * C  # output pixels per image, im2col row length
     xp = _pad_channels_last(x, pads, workspace)  # (N, Hp, Wp, C)
-    windows = _windows(xp, (KH, KW), stride, dilation, (OH, OW))  # (N, OH, OW, KH, KW, C) view
+    windows = _windows(xp, (KH, KW), stride, dilation, (OH, OW))  # (N, OH, OW, KH, KW, C) or merged view
     w2 = weight.transpose(2, 3, 1, 0).reshape(K, F)  # (K, F), rows ordered like the columns
     chunks, step = _chunks(N, P * K * x.itemsize)
     if keep_cache:
@@ -116,7 +125,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
 
     for a, b in chunks:  # BLAS threads each matmul; running chunks in parallel would change round-off
         c = cols[a:b] if keep_cache else chunk[: b - a]
-        np.copyto(c, windows[a:b])  # im2col of images a..b
+        np.copyto(c.reshape(windows[a:b].shape), windows[a:b])  # im2col of images a..b
         np.matmul(c.reshape((b - a) * P, K), w2, out=out[a * P: b * P])
     if bias is not None:
         out += bias
@@ -141,7 +150,9 @@ def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True, workspace:
     if not input_grad:
         return None, np.ascontiguousarray(dweight), dbias
     full = _full_pads(weight.shape, pads, dilation)
-    if stride == (1, 1) and min(full) >= 0:
+    # As a convolution, dx costs an im2col of dout, (H*W) x (KH*KW*F) per image; col2im's blocks cost
+    # (OH*OW) x (KH*KW*C). Take the convolution unless it is much larger (LeNet-5's second layer: 5x).
+    if stride == (1, 1) and min(full) >= 0 and H * W * F <= 2 * OH * OW * C:
         dx = _input_grad_by_convolution(dout, weight, full, dilation, workspace)
     else:
         dx = _input_grad_by_col2im(d, w2, (N, C, H, W), (OH, OW), (KH, KW), stride, pads, dilation, workspace)
