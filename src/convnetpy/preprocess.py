@@ -76,6 +76,23 @@ class Preprocessor:
             x = images[:, :, top:top + H, left:left + W]
         return self.normalizer(x)
 
+    def tta_views(self, images: np.ndarray) -> list[np.ndarray]:
+        """Test-time augmentation for images (N, C, h, w) uint8: net inputs (N, *input_shape) float32 for the
+        centre crop and the crop window moved by one pixel up, down, left and right (zeros beyond the image,
+        as training's shifts fill), each also mirrored when training flipped. ConvNetJS's demos averaged their
+        predictions over several shifted crops like these.
+        """
+        self.check(images)
+        H, W = self.input_shape[1:]
+        h, w = images.shape[2:]
+        padded = np.pad(images, ((0, 0), (0, 0), (1, 1), (1, 1)))  # (N, C, h + 2, w + 2)
+        top, left = (h - H) // 2 + 1, (w - W) // 2 + 1
+        views = []
+        for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
+            view = padded[:, :, top + dy:top + dy + H, left + dx:left + dx + W]
+            views += [view, view[..., ::-1]] if self.flip else [view]
+        return [self.normalizer(v) for v in views]
+
     def to_dict(self) -> dict:
         return {**self.normalizer.to_dict(), "input_shape": list(self.input_shape), "classes": list(self.classes),
                 "flip": self.flip, "max_shift": self.max_shift}
