@@ -1,10 +1,14 @@
-"""Fast im2col convolution (functional.conv) against its naive loop twin, in float64, on random configurations."""
+"""Fast im2col convolution (functional.conv) against its naive loop twin, in float64, on random configurations.
+
+Every test runs twice: with the channels-last kernel and with the planar one (used for few input channels).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from convnetpy.functional import conv as conv_module
 from convnetpy.functional import (
     conv1d_backward,
     conv1d_forward,
@@ -17,6 +21,13 @@ from convnetpy.functional import (
 from helpers import rel_error
 
 TOL = 1e-12  # float64: the two kernels only differ in summation order
+
+
+@pytest.fixture(params=["channels_last", "planar"], autouse=True)
+def layout(request, monkeypatch):
+    """Route every convolution through one kernel: planar for any channel count, or never."""
+    monkeypatch.setattr(conv_module, "PLANAR_MAX_CHANNELS", 10 ** 9 if request.param == "planar" else -1)
+    return request.param
 
 
 def _random_conv2d(rng: np.random.Generator):
