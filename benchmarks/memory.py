@@ -6,12 +6,11 @@
 Method: each (library, model, batch) runs in a fresh Python process. It builds the net (PyTorch: the twin
 with our weights) and one random float32 batch, reads its resident set size (VmRSS), resets the kernel's
 high-water mark (``echo 5 > /proc/self/clear_refs``), runs training steps (forward, softmax cross-entropy,
-backward, SGD-momentum step) and reads the high-water mark (VmHWM). Two figures, both VmHWM - VmRSS:
-- cold: five steps from a fresh net: everything training needs on top of the net and the batch, including
-  buffers kept between steps (our im2col workspaces, PyTorch's allocator caches) and code loaded lazily on
-  first use (oneDNN's kernels; Numba's compiled pooling);
-- step: one more step after those: the memory a step allocates and frees again.
-Linux only.
+backward, SGD-momentum step) and reads the high-water mark (VmHWM). The figure is VmHWM - VmRSS over five
+steps from a fresh net: everything training needs on top of the net and the batch, including buffers kept
+between steps (our im2col workspaces, PyTorch's allocator caches) and code loaded lazily on first use
+(oneDNN's kernels; Numba's compiled pooling). (A later step alone adds almost nothing to the high-water mark
+for either library: freed memory is reused, so it says little.) Linux only.
 """
 
 from __future__ import annotations
@@ -72,13 +71,12 @@ def peak_above_rss(steps):
 
 with threadpool_limits(threads):
     cold = peak_above_rss(5)
-    warm = peak_above_rss(1)
-print(json.dumps({{"cold": cold, "warm": warm}}))
+print(json.dumps({{"cold": cold}}))
 """
 
 
 def measure(library: str, model: str, batch: int, threads: int) -> dict:
-    """{"cold": bytes, "warm": bytes} above the net and batch (see the module docstring), in a fresh process."""
+    """{"cold": bytes above the net and batch over five steps (see the module docstring)}, in a fresh process."""
     code = CHILD.format(bench=str(Path(__file__).parent), library=library, model=model, batch=batch,
                         threads=threads)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -92,16 +90,13 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     print(f"peak memory of 5 training steps above the net and batch (VmHWM - VmRSS), {args.threads} threads")
-    print(f"{'':<17} | {'cold: first 5 steps':^25} | {'step: one more step':^25}")
-    print(f"{'model':<11} {'batch':>5} | {'ours MB':>8} {'torch MB':>9} {'ratio':>6} | "
-          f"{'ours MB':>8} {'torch MB':>9} {'ratio':>6}")
+    print(f"{'model':<11} {'batch':>5} | {'ours MB':>8} {'torch MB':>9} {'ratio':>6}")
     for model in args.models:
         for batch in args.batches:
             ours = measure("convnetpy", model, batch, args.threads)
             theirs = measure("torch", model, batch, args.threads)
-            cells = [f"{ours[k] / 1e6:>8.1f} {theirs[k] / 1e6:>9.1f} {ours[k] / max(theirs[k], 1):>6.2f}"
-                     for k in ("cold", "warm")]
-            print(f"{model:<11} {batch:>5} | {cells[0]} | {cells[1]}", flush=True)
+            a, b = ours["cold"], theirs["cold"]
+            print(f"{model:<11} {batch:>5} | {a / 1e6:>8.1f} {b / 1e6:>9.1f} {a / max(b, 1):>6.2f}", flush=True)
     print("ratio = ours / PyTorch (lower is better)")
 
 

@@ -25,12 +25,12 @@ import pytest
 from convnetpy import Net, callbacks, cli
 from convnetpy.callbacks import ProgressBar
 from convnetpy.checkpoint import load_checkpoint, save_checkpoint
-from convnetpy.data import DownloadError, datasets, download, load_dataset, write_idx
+from convnetpy.data import DownloadError, datasets, download, load_dataset
 from convnetpy.data.datasets import FASHION_CLASSES
 from convnetpy.preprocess import Preprocessor
 from convnetpy.train import FitConfig, Trainer, evaluate, top_k
 from helpers import assert_same_evaluation
-from train_helpers import assert_same_weights
+from train_helpers import assert_same_weights, fashion_data_dir
 
 N_TRAIN, N_TEST, BATCH = 256, 64, 32
 STEPS_PER_EPOCH = math.ceil((N_TRAIN - round(N_TRAIN * 0.1)) / BATCH)  # 230 training images -> 8 steps
@@ -64,15 +64,9 @@ def isolated(monkeypatch, tmp_path_factory):
 def env(tmp_path_factory):
     """data: a --data-dir holding fashion-mnist/ (a subset of the bundled sample); spec: the tiny net's JSON file."""
     root = tmp_path_factory.mktemp("cli")
-    folder = root / "data" / "fashion-mnist"
-    folder.mkdir(parents=True)
-    for split, prefix, n in (("train", "train", N_TRAIN), ("test", "t10k", N_TEST)):
-        sample = load_dataset("fashion-mnist-sample", split)
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", sample.images[:n, 0])
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", sample.labels[:n].astype(np.uint8))
     spec = root / "tiny.json"
     spec.write_text(json.dumps(SPECS))
-    return SimpleNamespace(data=root / "data", spec=spec)
+    return SimpleNamespace(data=fashion_data_dir(root, N_TRAIN, N_TEST), spec=spec)
 
 
 def train_argv(env, out, *extra) -> list[str]:

@@ -6,6 +6,7 @@ import numpy as np
 
 from convnetpy import Net
 from convnetpy.checkpoint import load_checkpoint
+from convnetpy.data import load_dataset, write_idx
 from convnetpy.preprocess import Preprocessor
 from convnetpy.train import FitConfig, Trainer, TrainerState, make_optimizer
 
@@ -61,3 +62,15 @@ def assert_same_weights(a: Net, b: Net) -> None:
     assert sa.keys() == sb.keys()
     for key in sa:
         assert np.array_equal(sa[key], sb[key]), f"{key} differs"
+
+
+def fashion_data_dir(root, n_train: int, n_test: int):
+    """A --data-dir under ``root`` whose fashion-mnist/ holds the first images of the bundled sample, as IDX
+    files; returns the data dir."""
+    folder = root / "data" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
+        sample = load_dataset("fashion-mnist-sample", split)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", sample.images[:n, 0])
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", sample.labels[:n].astype(np.uint8))
+    return root / "data"

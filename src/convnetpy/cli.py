@@ -1,4 +1,4 @@
-"""The ``convnetpy`` command: train | evaluate | predict | summary | demo.
+"""The ``convnetpy`` command: train | evaluate | predict | summary | demo | studio.
 
 Every failure the user can cause (bad arguments, missing or corrupt data, a spec that does not fit) ends
 with one line ``convnetpy: error: ...`` and a non-zero exit code, never a traceback.
@@ -96,18 +96,17 @@ def write_figures(run_dir: Path, net, pre, history: dict, test, evaluation: dict
 # -- commands -------------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
     from .callbacks import CheckpointWriter, HistoryWriter, ProgressBar
-    from .checkpoint import load_checkpoint
+    from .distributed import DataParallel, world
     from .net import Net
     from .preprocess import Preprocessor
-    from .train import FitConfig, Trainer, TrainerState, evaluate, make_optimizer
+    from .train import FitConfig, Trainer, TrainerState, make_optimizer
 
+    mpi = world()  # under mpiexec: the MPI world; rank 0 alone reads the run folder and writes to it
     run_dir = Path(args.out)
     ckpt = run_dir / "checkpoint.npz"
     if args.resume:
-        if not ckpt.is_file():
-            raise UsageError(f"--resume: no checkpoint at {ckpt}")
+        net, opt_state, saved = _on_rank0(mpi, _read_checkpoint, ckpt)
         _warn_ignored_on_resume(args, TRAIN_DEFAULTS)
-        net, opt_state, saved = load_checkpoint(ckpt)
         config = FitConfig(**saved["config"])
         if args.epochs is not None:
             config.epochs = args.epochs
@@ -120,8 +119,7 @@ def cmd_train(args) -> int:
         optimizer.load_state_dict(opt_state)
         print(f"resuming {ckpt} at epoch {state.epoch + 1}, step {state.step}", file=sys.stderr)
     else:
-        if ckpt.exists():
-            raise UsageError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out")
+        _on_rank0(mpi, _check_new_run, ckpt)
         specs = load_specs(args.model)
         net = Net(specs, seed=args.seed)
         dataset = args.dataset
@@ -137,20 +135,42 @@ def cmd_train(args) -> int:
     test = _try_test_split(dataset, args.data_dir, net.input_shape)
     val = (test.images, test.labels) if args.validate_on_test and test is not None else (None, None)
 
-    trainer = Trainer(net, config, pre, optimizer=optimizer, state=state,
-                      callbacks=[ProgressBar(), CheckpointWriter(ckpt), HistoryWriter(run_dir / "history.json")])
+    root = mpi is None or mpi.rank == 0
+    callbacks = [ProgressBar(), CheckpointWriter(ckpt), HistoryWriter(run_dir / "history.json")] if root else []
+    trainer = Trainer(net, config, pre, optimizer=optimizer, state=state, callbacks=callbacks,
+                      parallel=None if mpi is None else DataParallel(mpi))
     trainer.extra = {"dataset": dataset, "image_shape": list(train.images.shape[1:])}
     print(f"training {args.model if not args.resume else 'from checkpoint'} on {dataset} "
-          f"({len(train):,} images) -> {run_dir}", file=sys.stderr)
+          f"({len(train):,} images) -> {run_dir}" + (f" on {mpi.size} MPI processes" if mpi else ""), file=sys.stderr)
     trainer.fit(train.images, train.labels, *val)
     evaluation = None
     if test is not None:
-        evaluation = evaluate(net, pre, test.images, test.labels)
+        evaluation = trainer.evaluate(test.images, test.labels)
         print(f"test accuracy {evaluation['accuracy']:.2%}, loss {evaluation['loss']:.4f} "
               f"({evaluation['n']:,} images)")
-    for path in write_figures(run_dir, net, pre, trainer.state.history, test, evaluation):
-        print(f"wrote {path}", file=sys.stderr)
+    if root:
+        for path in write_figures(run_dir, net, pre, trainer.state.history, test, evaluation):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _on_rank0(mpi, fn, *args):
+    """``fn(*args)``; under mpiexec run by rank 0 alone (the run folder may be on its disk only), the result
+    (or the error) sent to every rank."""
+    return fn(*args) if mpi is None else mpi.from_root(fn, *args)
+
+
+def _read_checkpoint(ckpt: Path):
+    from .checkpoint import load_checkpoint
+
+    if not ckpt.is_file():
+        raise UsageError(f"--resume: no checkpoint at {ckpt}")
+    return load_checkpoint(ckpt)
+
+
+def _check_new_run(ckpt: Path) -> None:
+    if ckpt.exists():
+        raise UsageError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out")
 
 
 def _fit_config(args, dataset: str):
@@ -187,11 +207,16 @@ def _try_test_split(dataset: str, data_dir, input_shape):
 
 
 def cmd_evaluate(args) -> int:
+    from . import distributed
     from .train import evaluate
 
-    net, pre, _ = load_run(args.checkpoint)
+    mpi = distributed.world()  # under mpiexec each rank evaluates its share of the images
+    net, pre, _ = _on_rank0(mpi, load_run, args.checkpoint)
     data = load_split(args.dataset, args.split, args.data_dir, net.input_shape)
-    result = evaluate(net, pre, data.images, data.labels, tta=args.tta)
+    if mpi is None:
+        result = evaluate(net, pre, data.images, data.labels, tta=args.tta)
+    else:
+        result = distributed.evaluate(mpi, net, pre, data.images, data.labels, tta=args.tta)
     if args.json:
         print(json.dumps(result))
     else:
@@ -301,6 +326,16 @@ def _show_top3(checkpoint: Path, data_dir) -> int:
     return 0
 
 
+def cmd_studio(args) -> int:
+    try:
+        from .studio import serve
+    except ImportError as e:
+        if (e.name or "").split(".")[0] not in ("starlette", "uvicorn", "websockets", "anyio"):
+            raise
+        raise UsageError(f"the studio needs its extra ({e.name} is missing): pip install 'convnetpy[studio]'") from None
+    return serve(args.host, args.port, args.data_dir, args.out)
+
+
 # -- argument parsing -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convnetpy", description="Convolutional networks in NumPy.")
@@ -338,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir")
     e.add_argument("--split", choices=["test", "train"], default="test")
     e.add_argument("--tta", action="store_true",
-                   help="average predictions over flipped and shifted copies (images only)")
+                   help="average predictions over 1-pixel shifted crops, mirrored too when training flipped "
+                   "(images only)")
     e.add_argument("--json", action="store_true", help="print one JSON object (accuracy, loss, n, confusion)")
     e.set_defaults(run=cmd_evaluate)
 
@@ -358,23 +394,45 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--minutes", type=float, default=3.0)
     d.add_argument("--out", default="runs/demo")
     d.set_defaults(run=cmd_demo)
+
+    st = sub.add_parser("studio", help="a live training page in the browser (needs convnetpy[studio])")
+    st.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on; any but 127.0.0.1 requires the token printed in the URL")
+    st.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    st.add_argument("--data-dir", help="datasets and image folders the page may open (nothing outside it)")
+    st.add_argument("--out", default="runs/studio", help="where each run's checkpoint is written")
+    st.set_defaults(run=cmd_studio)
     return parser
 
 
 def main(argv=None) -> int:
+    from .distributed import world
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        mpi = world()
+    except ConvnetpyError as e:  # started by mpiexec, but mpi4py is missing or from another MPI
+        print(f"convnetpy: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    if mpi is not None:  # rank 0 alone prints; a rank that fails ends the whole job, naming itself
+        return mpi.run_rank(lambda err, where: _run(args, err, where))
+    return _run(args, sys.stderr, "")
+
+
+def _run(args, err, where: str) -> int:
+    """The command's exit code; a failure is one line on ``err``, after ``where`` (the MPI rank, if any)."""
+    try:
         return args.run(args)
     except UsageError as e:
-        print(f"convnetpy: error: {e}", file=sys.stderr)
+        print(f"convnetpy: error: {where}{e}", file=err)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("convnetpy: interrupted; the checkpoint was saved (continue with --resume)", file=sys.stderr)
+        print("convnetpy: interrupted; the checkpoint was saved (continue with --resume)", file=err)
         return EXIT_INTERRUPTED
     except (ConvnetpyError, OSError, ValueError) as e:
         message = str(e).replace("\n", " ").strip()
-        print(f"convnetpy: error: {message}", file=sys.stderr)
+        print(f"convnetpy: error: {where}{message}", file=err)
         return EXIT_ERROR
 
 

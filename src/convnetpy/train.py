@@ -112,12 +112,14 @@ class Trainer:
     reports to ``callbacks``.
 
     A callback is any callable taking (event: dict, trainer). ``state`` can be restored from a checkpoint
-    (see ``Trainer.resume``) to continue a run exactly.
+    (see ``Trainer.resume``) to continue a run exactly. ``parallel`` (a ``convnetpy.distributed.DataParallel``)
+    trains data-parallel over MPI ranks: each rank computes its share of every batch, with the same result.
     """
 
     def __init__(self, net, config: FitConfig, preprocessor: Preprocessor, callbacks=(), optimizer=None,
-                 state: TrainerState | None = None) -> None:
+                 state: TrainerState | None = None, parallel=None) -> None:
         self.net, self.config, self.pre = net, config, preprocessor
+        self.parallel = parallel
         self.optimizer = optimizer if optimizer is not None else make_optimizer(net, config)
         self.callbacks = list(callbacks)
         self.state = state if state is not None else TrainerState()
@@ -168,8 +170,10 @@ class Trainer:
         steps_per_epoch = math.ceil(n / c.batch_size)
         self.emit({"event": "fit_start", "n_train": n, "n_val": 0 if val_images is None else len(val_images),
                    "steps_per_epoch": steps_per_epoch, "epoch": s.epoch, "config": asdict(c)})
+        # Data-parallel: the ranks check they run alike and take rank 0's weights, optimizer state and position.
+        joined = self.parallel.attach(self, labels) if self.parallel is not None else contextlib.nullcontext()
         try:
-            with self._ctrl_c_between_steps():
+            with self._ctrl_c_between_steps(), joined:
                 reason = self._loop(images, labels, val_images, val_labels, steps_per_epoch)
         except KeyboardInterrupt:
             self.emit({"event": "fit_end", "reason": "interrupted", "epoch": s.epoch, "step": s.step})
@@ -185,12 +189,20 @@ class Trainer:
         """Epochs until done; returns why it ended."""
         s = self.state
         while True:
-            reason = self._done(steps_per_epoch) or ("stopped" if self.stop_requested else None)
+            _, stop = self._flags(check_weights=True)
+            reason = self._done(steps_per_epoch) or ("stopped" if stop else None)
             if reason:
                 return reason
             self._run_epoch(images, labels, steps_per_epoch)
             if s.step == steps_per_epoch:  # else it stopped inside the epoch: time limit or stop request
                 self._end_epoch(val_images, val_labels)
+
+    def _flags(self, check_weights: bool = False) -> tuple[bool, bool]:
+        """(interrupt, stop): a pending Ctrl-C and a stop request. Data-parallel, as all ranks agree on them (and on
+        the elapsed time): a rank acting alone would leave the others waiting for it forever."""
+        if self.parallel is None:
+            return self._interrupt_pending, self.stop_requested
+        return self.parallel.agree(self, self._interrupt_pending, self.stop_requested, check_weights)
 
     @contextlib.contextmanager
     def _ctrl_c_between_steps(self):
@@ -217,26 +229,35 @@ class Trainer:
         c, s = self.config, self.state
         order = np.random.default_rng([c.seed, s.epoch]).permutation(len(images))
         while s.step < steps_per_epoch:
-            if self._interrupt_pending:
+            interrupt, stop = self._flags()
+            if interrupt:
                 raise KeyboardInterrupt  # at a step boundary: weights, optimizer and position agree
-            if (c.time_limit is not None and s.elapsed >= c.time_limit) or self.stop_requested:
+            if (c.time_limit is not None and s.elapsed >= c.time_limit) or stop:
                 return
             t0 = time.perf_counter()
             idx = order[s.step * c.batch_size:(s.step + 1) * c.batch_size]
             rng = np.random.default_rng([c.seed, s.epoch, s.step]) if c.augment else None
-            x = self.pre(images[idx], rng=rng)
-            y = labels[idx]
+            mine = idx
+            if self.parallel is not None:  # this rank's rows of the batch, augmented as by one process
+                mine, rng = self.parallel.shard(idx, rng)
+            x = self.pre(images[mine], rng=rng)
+            y = labels[mine]
             lr = scheduled_lr(c, s.epoch, self._progress(steps_per_epoch))
             self.optimizer.lr = lr
             # Overflow is reported below as TrainingDiverged, one clear error instead of NumPy warnings before it.
             with np.errstate(over="ignore", invalid="ignore"):
                 scores = self.net.forward(x, training=True)
                 loss, dscores = self.net.loss(scores, y)
+                hits = int((scores.argmax(axis=1) == y).sum())
+                if self.parallel is not None:  # the whole batch's loss and hits; dscores scaled to this share
+                    loss, hits = self.parallel.combine_loss(loss, dscores, hits)
                 if not math.isfinite(loss):
                     raise TrainingDiverged(
                         f"the loss became {loss} at epoch {s.epoch + 1}, step {s.step + 1} (lr {lr:g}): training "
                         "stopped; lower the learning rate. The last good checkpoint is kept.")
                 self.net.backward(dscores)
+                if self.parallel is not None:  # the shares' sum over ranks: the whole batch's gradient
+                    self.parallel.allreduce_grads()
                 self.optimizer.step()
             # An overflowing update can leave the loss finite until the next step; catch it before any checkpoint.
             bad = next((p.name for p in self.optimizer.params if not np.isfinite(p.value).all()), None)
@@ -249,7 +270,7 @@ class Trainer:
             s.global_step += 1
             s.examples_seen += len(idx)
             s.elapsed += seconds
-            accuracy = float((scores.argmax(axis=1) == y).mean())
+            accuracy = hits / len(idx)
             record = {"epoch": s.epoch, "step": s.global_step, "loss": loss, "accuracy": accuracy, "lr": lr,
                       "images_per_second": len(idx) / max(seconds, 1e-9)}
             s.history["steps"].append(record)
@@ -276,33 +297,25 @@ class Trainer:
         return predict_log_proba(self.net, self.pre, images, batch_size, tta)
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 500, tta: bool = False) -> dict:
+        if self.parallel is not None:  # each rank evaluates its share; the counts are summed
+            return self.parallel.evaluate(self.net, self.pre, images, labels, batch_size, tta)
         return evaluate(self.net, self.pre, images, labels, batch_size, tta)
-
-
-def _tta_views(x: np.ndarray) -> list[np.ndarray]:
-    """The image batch, its mirror image, and 1-pixel shifts of both (zero-filled)."""
-    views = [x, x[..., ::-1]]
-    for v in list(views):
-        for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-            shifted = np.zeros_like(v)
-            h, w = v.shape[-2:]
-            shifted[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-                v[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-            views.append(shifted)
-    return views
 
 
 def predict_log_proba(net, pre: Preprocessor, images: np.ndarray, batch_size: int = 500,
                       tta: bool = False) -> np.ndarray:
-    """Log-probabilities (N, K) of a softmax net for uint8 images (N, C, H, W), batch by batch."""
+    """Log-probabilities (N, K) of a softmax net for uint8 images (N, C, H, W), batch by batch.
+
+    ``tta``: average the probabilities over the preprocessor's test-time views (``Preprocessor.tta_views``).
+    """
     out = []
     for i in range(0, len(images), batch_size):
-        x = pre(images[i:i + batch_size])
-        if tta and x.ndim == 4:
-            probs = np.mean([np.exp(log_softmax(net.forward(np.ascontiguousarray(v)))) for v in _tta_views(x)], axis=0)
+        batch = images[i:i + batch_size]
+        if tta and len(pre.input_shape) == 3:  # images: average the probabilities of the views
+            probs = np.mean([np.exp(log_softmax(net.forward(v))) for v in pre.tta_views(batch)], axis=0)
             out.append(np.log(np.maximum(probs, 1e-30)))
         else:
-            out.append(log_softmax(net.forward(x)))
+            out.append(log_softmax(net.forward(pre(batch))))
     return np.concatenate(out) if out else np.zeros((0, net.output_shape[0]), np.float32)
 
 
