@@ -10,9 +10,11 @@ import numpy as np
 
 from . import specs as specs_mod
 from .errors import ShapeError, SpecError
+from .functional.parallel import single_threaded_blas
 from .layers import Dense, Layer, MaxPool1D, MaxPool2D, ReLU
 from .losses import HEAD_LOSSES, softmax
 from .shape_debugger import is_ragged
+from .shards import Replicas, ShardedPass, shard_slices
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class Net:
             self._specs, self.layers, self.input_shape, self.head = specs_mod.build(specs_or_layers, rng, self.dtype)
         self.output_shape = self._infer_output_shape()
         self._order = self._execution_order()
+        self._replicas = Replicas()  # per-shard gradients and scratch buffers, kept between steps
+        self._sharded: ShardedPass | None = None  # the last training forward pass, when it ran in shards
 
     def _execution_order(self) -> list[int]:
         """Layer indices in the order forward runs them: each ReLU followed by a max pool runs after it.
@@ -147,19 +151,31 @@ class Net:
         """
         self._check_input(x)
         x = x.astype(self.dtype, copy=False)
-        for i in self._order:
-            x = self.layers[i].forward(x, training)
-        return x
+        if training:
+            self._sharded = None
+        shards = shard_slices(len(x), self.layers)
+        with single_threaded_blas():  # convnetpy's threads do the parallel work (functional.parallel)
+            if shards is not None:  # a large batch: shards side by side on the threads (convnetpy.shards)
+                sharded = ShardedPass(self._replicas.make(self.layers, len(shards)), shards, self._order)
+                if training:
+                    self._sharded = sharded
+                return sharded.forward(x, training)
+            for i in self._order:
+                x = self.layers[i].forward(x, training)
+            return x
 
     def backward(self, dscores: np.ndarray, input_grad: bool = False) -> np.ndarray | None:
         """Backpropagate dscores (N, *output_shape) through every layer, filling their grads.
 
         Returns the input gradient only when ``input_grad`` is True (the first layer then skips its col2im).
         """
-        d = dscores
-        for step, i in enumerate(reversed(self._order)):
-            d = self.layers[i].backward(d, input_grad=input_grad or step < len(self._order) - 1)
-        return d
+        with single_threaded_blas():
+            if self._sharded is not None:
+                return self._sharded.backward(dscores, self.layers, input_grad)
+            d = dscores
+            for step, i in enumerate(reversed(self._order)):
+                d = self.layers[i].backward(d, input_grad=input_grad or step < len(self._order) - 1)
+            return d
 
     def loss(self, scores: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
         """The head's loss and dscores: softmax cross-entropy, multiclass hinge (svm) or MSE (regression)."""

@@ -209,12 +209,15 @@ def connect(environ: Mapping[str, str]) -> World | None:
 def share_cores(ranks_here: int, environ: Mapping[str, str] = os.environ) -> int:
     """Give this rank its share of the machine's cores, as many threads as cores // ranks on this machine, for
     convnetpy's kernels and for BLAS (through threadpoolctl, unless the user set OMP_NUM_THREADS or the like):
-    else each of K ranks would start a thread per core and K times too many threads would compete."""
+    else each of K ranks would start a thread per core and K times too many threads would compete. A rank
+    cuts its share of a batch into as many shards (convnetpy.shards)."""
+    from .. import shards
     from ..functional.parallel import set_num_threads
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cores // max(1, ranks_here))
     set_num_threads(threads)
+    shards.SHARDS = threads
     if not any(name in environ for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
         with contextlib.suppress(ImportError):
             from threadpoolctl import threadpool_limits

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from .parallel import over_batch
+from .parallel import over_batch, over_chunks
 
 Pair = tuple[int, int]
 Pads = tuple[int, int, int, int]  # (top, bottom, left, right)
@@ -94,10 +94,13 @@ def _windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw:
 CHUNK_BYTES = 1 << 20
 
 
-def _chunks(n: int, bytes_per_image: int):
-    """Consecutive (start, stop) image ranges of about CHUNK_BYTES each."""
-    step = max(1, min(n, CHUNK_BYTES // max(bytes_per_image, 1)))
-    return [(a, min(a + step, n)) for a in range(0, n, step)], step
+# Columns of a weight gradient per matmul: the unit its computation is spread over the threads in.
+GRAD_COLUMNS = 128
+
+
+def _chunk_images(bytes_per_image: int) -> int:
+    """Images per chunk: about CHUNK_BYTES of columns, at least one image."""
+    return max(1, CHUNK_BYTES // max(bytes_per_image, 1))
 
 
 # Inputs with at most this many channels use the planar kernel (see the module docstring). Measured at batch 64,
@@ -114,8 +117,8 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     x: (N, C, H, W); weight: (F, C, KH, KW); bias: (F,) or None.
     Returns out (N, F, OH, OW) and a cache for ``conv2d_backward`` (None when ``keep_cache`` is False).
     The batch is processed a chunk of images at a time: im2col the chunk, then one matmul while the columns
-    are still in cache. With ``keep_cache`` every chunk's columns are kept for the weight gradient; without
-    it (inference) one chunk's buffer is reused and nothing is kept.
+    are still in cache; the chunks are spread over the threads. With ``keep_cache`` every chunk's columns
+    are kept for the weight gradient; without it (inference) each chunk's columns go after its matmul.
     ``workspace``: a dict owned by the caller in which scratch buffers are kept between calls; the cache
     refers to them, so a later call with the same workspace invalidates an earlier cache.
     """
@@ -129,17 +132,16 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     xp = _pad_channels_last(x, pads, workspace)  # (N, Hp, Wp, C)
     windows = _windows(xp, (KH, KW), stride, dilation, (OH, OW))  # (N, OH, OW, KH, KW, C) or merged view
     w2 = weight.transpose(2, 3, 1, 0).reshape(K, F)  # (K, F), rows ordered like the columns
-    chunks, step = _chunks(N, P * K * x.itemsize)
-    if keep_cache:
-        cols = scratch(workspace, "cols", (N, OH, OW, KH, KW, C), x.dtype)
-    else:
-        chunk = scratch(workspace, "chunk", (step, OH, OW, KH, KW, C), x.dtype)
+    step = _chunk_images(P * K * x.itemsize)
+    cols = scratch(workspace, "cols", (N, OH, OW, KH, KW, C), x.dtype) if keep_cache else None
     out = np.empty((N * P, F), dtype=x.dtype)  # (N*OH*OW, F): channels-last rows
 
-    for a, b in chunks:  # BLAS threads each matmul; running chunks in parallel would change round-off
-        c = cols[a:b] if keep_cache else chunk[: b - a]
-        np.copyto(c.reshape(windows[a:b].shape), windows[a:b])  # im2col of images a..b
-        np.matmul(c.reshape((b - a) * P, K), w2, out=out[a * P: b * P])
+    def run(images: slice) -> None:  # im2col of a chunk of images, then its matmul while the columns are in cache
+        c = cols[images] if keep_cache else np.empty((images.stop - images.start, OH, OW, KH, KW, C), x.dtype)
+        np.copyto(c.reshape(windows[images].shape), windows[images])
+        np.matmul(c.reshape(-1, K), w2, out=out[images.start * P: images.stop * P])
+
+    over_chunks(run, N, step)
     if bias is not None:
         out += bias
     out = out.reshape(N, OH, OW, F).transpose(0, 3, 1, 2)  # NCHW view of channels-last memory
@@ -163,14 +165,16 @@ def _conv2d_forward_planar(x, weight, bias, stride, pads, dilation, out_hw, keep
                                                           ::dh, ::dw]  # (N, C, OH, OW, KH, KW)
     windows = windows.transpose(0, 1, 4, 5, 2, 3)  # (N, C, KH, KW, OH, OW): rows run along OW
     w2 = weight.reshape(F, K)  # (F, C*KH*KW), rows ordered like the columns
-    chunks, step = _chunks(N, P * K * x.itemsize)
-    cols = scratch(workspace, "cols" if keep_cache else "chunk", (N if keep_cache else step, C, KH, KW, OH, OW),
-                   x.dtype)
+    step = _chunk_images(P * K * x.itemsize)
+    cols = scratch(workspace, "cols", (N, C, KH, KW, OH, OW), x.dtype) if keep_cache else None
     out = np.empty((N, P, F), dtype=x.dtype)  # (N, OH*OW, F): channels-last
-    for a, b in chunks:
-        c = cols[a:b] if keep_cache else cols[: b - a]
-        np.copyto(c, windows[a:b])  # im2col of images a..b
-        np.matmul(c.reshape(b - a, K, P).transpose(0, 2, 1), w2.T, out=out[a:b])  # (P, K) @ (K, F) per image
+
+    def run(images: slice) -> None:  # im2col of a chunk of images, then its matmuls while the columns are in cache
+        c = cols[images] if keep_cache else np.empty((images.stop - images.start, C, KH, KW, OH, OW), x.dtype)
+        np.copyto(c, windows[images])
+        np.matmul(c.reshape(-1, K, P).transpose(0, 2, 1), w2.T, out=out[images])  # (P, K) @ (K, F) per image
+
+    over_chunks(run, N, step)
     if bias is not None:
         out += bias
     cache = ("planar", cols, weight, x.shape, stride, pads, dilation, bias is not None) if keep_cache else None
@@ -188,11 +192,15 @@ def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True, workspace:
     _, _, OH, OW = dout.shape
     P, K = OH * OW, KH * KW * C
     d = dout.transpose(0, 2, 3, 1).reshape(N * P, F)  # (M, F); free when dout is channels-last
+    dw2 = np.empty((F, K), dtype=d.dtype)  # (F, K), computed GRAD_COLUMNS columns at a time, over the threads
     if layout == "planar":  # cols (N, C, KH, KW, OH, OW): per image (F, P) @ (P, K), summed over the batch
-        per_image = d.reshape(N, P, F).transpose(0, 2, 1) @ cols.reshape(N, K, P).transpose(0, 2, 1)
-        dweight = per_image.sum(axis=0).reshape(F, C, KH, KW)  # (F, C, KH, KW)
+        d3, cols3 = d.reshape(N, P, F).transpose(0, 2, 1), cols.reshape(N, K, P).transpose(0, 2, 1)
+        over_chunks(lambda ks: np.sum(d3 @ cols3[:, :, ks], axis=0, out=dw2[:, ks]), K, GRAD_COLUMNS)
+        dweight = dw2.reshape(F, C, KH, KW)
     else:  # cols (N, OH, OW, KH, KW, C): one (F, M) @ (M, K)
-        dweight = (d.T @ cols.reshape(N * P, K)).reshape(F, KH, KW, C).transpose(0, 3, 1, 2)
+        cols2 = cols.reshape(N * P, K)
+        over_chunks(lambda ks: np.matmul(d.T, cols2[:, ks], out=dw2[:, ks]), K, GRAD_COLUMNS)
+        dweight = dw2.reshape(F, KH, KW, C).transpose(0, 3, 1, 2)
     # A matrix-vector product sums the rows ~6x faster than d.sum(axis=0) for the first layer's tall d.
     dbias = np.ones(len(d), dtype=d.dtype) @ d if has_bias else None
     if not input_grad:
@@ -241,20 +249,22 @@ def _input_grad_by_col2im(d: np.ndarray, w2: np.ndarray, x_shape, out_hw: Pair, 
     (OH, OW), (KH, KW) = out_hw, kernel
     F = w2.shape[1]
     w3 = w2.reshape(KH * KW, C, F).transpose(0, 2, 1)  # (KH*KW, F, C)
-    dblocks = scratch(workspace, "dblocks", (KH * KW, N * OH * OW, C), d.dtype)
-    np.matmul(d, w3, out=dblocks)
-    dblocks = dblocks.reshape(KH, KW, N, OH, OW, C)
+    P = OH * OW
+    dblocks = scratch(workspace, "dblocks", (KH * KW, N * P, C), d.dtype)
+    blocks = dblocks.reshape(KH, KW, N, OH, OW, C)
     pt, pb, pl, pr = pads
     (sh, sw), (dh, dw) = stride, dilation
     dxp = np.zeros((N, H + pt + pb, W + pl + pr, C), dtype=d.dtype)  # (N, Hp, Wp, C)
 
     def col2im(b: slice) -> None:
+        rows = slice(b.start * P, b.stop * P)
+        np.matmul(d[rows], w3, out=dblocks[:, rows])  # (KH*KW, rows, C)
         for kh in range(KH):
             for kw in range(KW):
                 h0, w0 = kh * dh, kw * dw
-                dxp[b, h0: h0 + sh * (OH - 1) + 1: sh, w0: w0 + sw * (OW - 1) + 1: sw] += dblocks[kh, kw, b]
+                dxp[b, h0: h0 + sh * (OH - 1) + 1: sh, w0: w0 + sw * (OW - 1) + 1: sw] += blocks[kh, kw, b]
 
-    over_batch(col2im, N, dblocks.size)
+    over_chunks(col2im, N, _chunk_images(P * KH * KW * C * d.itemsize))
     return dxp[:, pt:pt + H, pl:pl + W].transpose(0, 3, 1, 2)  # (N, C, H, W) view
 
 

@@ -12,6 +12,7 @@ _ANY = "(N, ...)"
 
 class ReLU(Layer):
     """y = max(x, 0); dy flows where y > 0 (the gradient at exactly 0 is taken as 0, as PyTorch)."""
+    shardable = True
 
     type = "relu"
 
@@ -34,6 +35,7 @@ class ReLU(Layer):
 
 class LeakyReLU(Layer):
     """y = x for x > 0, else negative_slope * x."""
+    shardable = True
 
     type = "leaky_relu"
 
@@ -57,6 +59,7 @@ class LeakyReLU(Layer):
 
 class Tanh(Layer):
     """y = tanh(x); dx = dy * (1 - y^2)."""
+    shardable = True
 
     type = "tanh"
 
@@ -73,6 +76,7 @@ class Tanh(Layer):
 
 class Sigmoid(Layer):
     """y = 1 / (1 + exp(-x)), computed without overflow; dx = dy * y * (1 - y)."""
+    shardable = True
 
     type = "sigmoid"
 

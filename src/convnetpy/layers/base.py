@@ -17,6 +17,10 @@ class Layer:
     """
 
     type: str = "layer"  # the spec "type" this layer is written as
+    # True when a training pass treats each example on its own, without random numbers, and keeps no state
+    # but params, grads, _cache and _workspace: a net may then run a batch as shards on shallow copies of
+    # the layer (convnetpy.shards). False unless a layer says so.
+    shardable: bool = False
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}

@@ -36,6 +36,7 @@ class _Conv(Layer):
     from specs are stricter: there a fraction is a SpecError unless the spec says ``"ragged": true``
     (see ``specs.build`` and ``shape_debugger``).
     """
+    shardable = True
 
     type = "conv"
     ndim = 2

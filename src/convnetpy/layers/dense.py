@@ -10,6 +10,7 @@ from .base import Layer, check_input, init_weight
 
 class Dense(Layer):
     """y = x @ weight.T + bias: x (N, in_features) -> (N, out_features); weight (out, in) as PyTorch."""
+    shardable = True
 
     type = "fc"
 
@@ -59,6 +60,7 @@ class Dense(Layer):
 
 class Flatten(Layer):
     """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in C order (as torch.flatten(x, 1))."""
+    shardable = True
 
     type = "flatten"
 

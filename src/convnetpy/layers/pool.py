@@ -22,6 +22,7 @@ class _Pool(Layer):
     ``(N - K + 2P) % S`` padded positions are then never read), and only an empty output is an error. Nets
     built from specs are stricter unless the spec says ``"ragged": true`` (see ``specs.build``).
     """
+    shardable = True
 
     type = "pool"
     mode = "max"
