@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import mpi_worker as worker
-from convnetpy import Net, cli
+from convnetpy import Net, cli, shards
 from convnetpy.callbacks import CheckpointWriter
 from convnetpy.checkpoint import load_checkpoint
 from convnetpy.data import load_dataset
@@ -229,12 +229,13 @@ def test_launcher_size_reads_what_the_launchers_set(environ, size):
     assert launcher_size(environ) == size
 
 
-def test_each_rank_takes_its_share_of_the_cores():
+def test_each_rank_takes_its_share_of_the_cores(monkeypatch):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    monkeypatch.setattr(shards, "SHARDS", shards.SHARDS)  # restored afterwards
     with one_thread():  # restores the thread count afterwards
         user_set_blas = {"OMP_NUM_THREADS": "1"}  # BLAS is left alone
-        assert share_cores(2, user_set_blas) == get_num_threads() == max(1, cores // 2)
-        assert share_cores(1000, user_set_blas) == get_num_threads() == 1
+        assert share_cores(2, user_set_blas) == get_num_threads() == shards.SHARDS == max(1, cores // 2)
+        assert share_cores(1000, user_set_blas) == get_num_threads() == shards.SHARDS == 1
 
 
 def test_one_process_needs_no_mpi(monkeypatch):

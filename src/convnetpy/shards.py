@@ -16,18 +16,17 @@ examples of a batch (BatchNorm) or draws random numbers (Dropout) keep the batch
 from __future__ import annotations
 
 import copy
-import os
 
 import numpy as np
 
-from .functional.parallel import run_tasks
+from .functional.parallel import available_cpus, run_tasks
 from .layers import Layer
 
 # A batch is cut into one shard per CPU of the machine, of at least MIN_SHARD_IMAGES images each. The count
 # depends on the machine, never on set_num_threads, so results do not either. Fewer, larger shards run faster:
 # on the CIFAR-10 net at batch 64, two threads ran 2 shards of 32 about 10% faster than 4 of 16; one thread
 # runs the shards one after the other, 0-10% slower than the whole batch (measured on this 2-CPU machine).
-SHARDS = os.cpu_count() or 1
+SHARDS = available_cpus()
 MIN_SHARD_IMAGES = 16
 
 

@@ -212,9 +212,9 @@ def share_cores(ranks_here: int, environ: Mapping[str, str] = os.environ) -> int
     else each of K ranks would start a thread per core and K times too many threads would compete. A rank
     cuts its share of a batch into as many shards (convnetpy.shards)."""
     from .. import shards
-    from ..functional.parallel import set_num_threads
+    from ..functional.parallel import available_cpus, set_num_threads
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cpus()
     threads = max(1, cores // max(1, ranks_here))
     set_num_threads(threads)
     shards.SHARDS = threads

@@ -17,7 +17,15 @@ from contextlib import contextmanager, nullcontext
 
 from threadpoolctl import ThreadpoolController
 
-_num_threads = os.cpu_count() or 1
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, as in containers)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+_num_threads = available_cpus()
 _pool: ThreadPoolExecutor | None = None
 _blas: list | None = None  # the BLAS libraries' controllers, found on first use (scanning takes ~10 ms)
 _blas_single = False  # inside single_threaded_blas
