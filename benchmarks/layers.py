@@ -94,10 +94,10 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None, help="default: all CPUs")
-    parser.add_argument("--no-compiled", action="store_true", help="use the NumPy kernels even with Numba")
+    parser.add_argument("--compiled", action="store_true", help="use the compiled (Numba) kernels, off by default")
     args = parser.parse_args()
-    if args.no_compiled:
-        compiled.use_compiled(False)
+    if args.compiled:
+        compiled.use_compiled(True)
     if args.threads:
         set_num_threads(args.threads)
     with threadpool_limits(args.threads):

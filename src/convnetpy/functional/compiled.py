@@ -7,7 +7,12 @@ compiled loop finds the first maximum and adds the gradient there. (The forward 
 of strided slices: a compiled forward measured 2x slower.) Measured on the CIFAR-10 net, batch 64, one
 thread: max-pooling backward 5.6 ms -> 2.1 ms per training step (``python benchmarks/layers.py``).
 
-``install: pip install 'convnetpy[fast]'``. ``use_compiled(False)`` switches back to NumPy (tests compare both).
+Off by default since the third speed session: in a whole training step, alternating the two paths in one
+process, the compiled backward saved at most 3% (CIFAR-10 net, batch 32-128, one and two threads: 63.9 vs
+64.5 ms, 81.5 vs 84.1 ms; LeNet-5 was 2% faster without it), while loading Numba's compiler and code on the
+first call adds about 65 MB to a training process (``python benchmarks/memory.py``: 85 MB against 20 MB for
+the CIFAR-10 net at batch 64). ``install: pip install 'convnetpy[fast]'``, then ``use_compiled(True)``;
+tests compare both paths.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ try:
 except ImportError:  # the NumPy paths do the same work
     numba = None
 
-_enabled = numba is not None
+_enabled = False  # opt in with use_compiled(True); see the module docstring
 
 
 def available() -> bool:
