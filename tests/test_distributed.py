@@ -44,7 +44,7 @@ from convnetpy.distributed import (
 )
 from convnetpy.distributed import layers as twins
 from convnetpy.distributed.world import share_cores
-from convnetpy.functional.parallel import get_num_threads, set_num_threads
+from convnetpy.functional.parallel import available_cpus, get_num_threads, set_num_threads
 from convnetpy.layers import BatchNorm1D, BatchNorm2D, Dropout
 from convnetpy.preprocess import Preprocessor
 from convnetpy.train import evaluate as evaluate_here
@@ -230,7 +230,7 @@ def test_launcher_size_reads_what_the_launchers_set(environ, size):
 
 
 def test_each_rank_takes_its_share_of_the_cores(monkeypatch):
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cpus()
     monkeypatch.setattr(shards, "SHARDS", shards.SHARDS)  # restored afterwards
     with one_thread():  # restores the thread count afterwards
         user_set_blas = {"OMP_NUM_THREADS": "1"}  # BLAS is left alone

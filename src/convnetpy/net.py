@@ -14,7 +14,7 @@ from .functional.parallel import single_threaded_blas
 from .layers import Dense, Layer, MaxPool1D, MaxPool2D, ReLU
 from .losses import HEAD_LOSSES, softmax
 from .shape_debugger import is_ragged
-from .shards import Replicas, ShardedPass, shard_slices
+from .shards import Replicas, ShardedPass, backward_through, forward_through, shard_slices
 
 
 @dataclass(frozen=True)
@@ -160,9 +160,7 @@ class Net:
                 if training:
                     self._sharded = sharded
                 return sharded.forward(x, training)
-            for i in self._order:
-                x = self.layers[i].forward(x, training)
-            return x
+            return forward_through(self.layers, self._order, x, training)
 
     def backward(self, dscores: np.ndarray, input_grad: bool = False) -> np.ndarray | None:
         """Backpropagate dscores (N, *output_shape) through every layer, filling their grads.
@@ -172,10 +170,7 @@ class Net:
         with single_threaded_blas():
             if self._sharded is not None:
                 return self._sharded.backward(dscores, self.layers, input_grad)
-            d = dscores
-            for step, i in enumerate(reversed(self._order)):
-                d = self.layers[i].backward(d, input_grad=input_grad or step < len(self._order) - 1)
-            return d
+            return backward_through(self.layers, self._order, dscores, input_grad)
 
     def loss(self, scores: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
         """The head's loss and dscores: softmax cross-entropy, multiclass hinge (svm) or MSE (regression)."""

@@ -39,6 +39,21 @@ def shard_slices(n: int, layers: list[Layer]) -> list[slice] | None:
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def forward_through(layers: list[Layer], order: list[int], x: np.ndarray, training: bool) -> np.ndarray:
+    """x through ``layers`` in ``order`` (Net's execution order): a whole batch's pass, or one shard's."""
+    for i in order:
+        x = layers[i].forward(x, training)
+    return x
+
+
+def backward_through(layers: list[Layer], order: list[int], d: np.ndarray, input_grad: bool) -> np.ndarray | None:
+    """d back through ``layers`` in reverse ``order``, filling their grads; the first layer computes an input
+    gradient only when ``input_grad`` is True."""
+    for step, i in enumerate(reversed(order)):
+        d = layers[i].backward(d, input_grad=input_grad or step < len(order) - 1)
+    return d
+
+
 class Replicas:
     """Per-shard copies of a net's layers; their gradients and scratch buffers live here between steps."""
 
@@ -73,10 +88,7 @@ class ShardedPass:
         outs: list = [None] * len(self.shards)
 
         def run(s: int) -> None:
-            h = x[self.shards[s]]
-            for i in self.order:
-                h = self.replicas[s][i].forward(h, training)
-            outs[s] = h
+            outs[s] = forward_through(self.replicas[s], self.order, x[self.shards[s]], training)
 
         run_tasks([lambda s=s: run(s) for s in range(len(self.shards))])
         return np.concatenate(outs)
@@ -86,10 +98,7 @@ class ShardedPass:
         dxs: list = [None] * len(self.shards)
 
         def run(s: int) -> None:
-            d = dscores[self.shards[s]]
-            for step, i in enumerate(reversed(self.order)):
-                d = self.replicas[s][i].backward(d, input_grad=input_grad or step < len(self.order) - 1)
-            dxs[s] = d
+            dxs[s] = backward_through(self.replicas[s], self.order, dscores[self.shards[s]], input_grad)
 
         run_tasks([lambda s=s: run(s) for s in range(len(self.shards))])
         for i, layer in enumerate(layers):

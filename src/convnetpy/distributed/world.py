@@ -219,10 +219,9 @@ def share_cores(ranks_here: int, environ: Mapping[str, str] = os.environ) -> int
     set_num_threads(threads)
     shards.SHARDS = threads
     if not any(name in environ for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
-        with contextlib.suppress(ImportError):
-            from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits
 
-            threadpool_limits(threads, user_api="blas")
+        threadpool_limits(threads, user_api="blas")
     return threads
 
 

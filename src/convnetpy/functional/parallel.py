@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
 
@@ -73,7 +73,7 @@ def over_chunks(fn: Callable[[slice], object], n: int, chunk: int) -> None:
         for a in starts[first:last]:
             fn(slice(a, min(a + chunk, n)))
 
-    with nullcontext() if _inside_task() else single_threaded_blas():
+    with single_threaded_blas():  # nothing to do inside a task: BLAS is single-threaded there already
         _run([lambda a=a, b=b: run(a, b) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
