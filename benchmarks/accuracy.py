@@ -169,7 +169,13 @@ def main(argv=None) -> None:
                         "reaches this fraction (e.g. 0.70) and report the training seconds it took")
     parser.add_argument("--threads", type=int, help="threads for BLAS, convnetpy's kernels and PyTorch "
                         "(default: all CPUs)")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="tune malloc as the convnetpy command does (convnetpy.allocator), for both engines")
     args = parser.parse_args(argv)
+    if args.keep_freed_memory:
+        from convnetpy.allocator import keep_freed_memory
+
+        print(f"malloc keeps freed memory: {keep_freed_memory()}")
     if args.threads:
         from threadpoolctl import threadpool_limits
 

@@ -8,6 +8,11 @@ SGD-momentum step) and an inference pass, alternating convnetpy and PyTorch roun
 the same machine load, and prints medians and the ratio ours / PyTorch. The PyTorch twin is the
 ``nn.Sequential`` a PyTorch user would write, with our initial weights copied in. CPU load from /proc/stat
 during the run is printed beside the table: on a shared machine, spinning BLAS threads slow down a lot.
+
+Both libraries allocate their tensors from the same malloc. By default glibc gives large freed blocks back to
+the OS and adjusts its thresholds to what was freed so far, so a library's figures depend on what ran before
+it in the process. ``--keep-freed-memory`` fixes the thresholds as the ``convnetpy`` command does, for both:
+no page faults from step to step on either side.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import convnetpy
+from convnetpy.allocator import keep_freed_memory
 from convnetpy.functional.parallel import set_num_threads
 from convnetpy.models import MODELS
 from convnetpy.optim import SGD
@@ -86,12 +92,16 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", nargs="+", type=int, default=[os.cpu_count() or 1])
     parser.add_argument("--rounds", type=int, default=5, help="alternating timed rounds per library")
     parser.add_argument("--seconds", type=float, default=0.4, help="length of one timed round")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="tune malloc as the convnetpy command does (convnetpy.allocator), for both libraries")
     args = parser.parse_args(argv)
+    kept = keep_freed_memory() if args.keep_freed_memory else False
 
     blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i.get('architecture')})" for i in threadpool_info())
     print(f"convnetpy {convnetpy.__version__}, numpy {np.__version__} [{blas}], torch {torch.__version__}")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
+          f"malloc: {'keeps freed memory (convnetpy.allocator)' if kept else 'default'}")
     header = (f"{'model':<11} {'batch':>5} {'thr':>3} | {'train ours':>10} {'torch':>8} {'ratio':>6} | "
               f"{'infer ours':>10} {'torch':>8} {'ratio':>6} | {'cpu load':>8}")
     print(header)

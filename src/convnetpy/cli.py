@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import models
+from .allocator import keep_freed_memory
 from .errors import ConvnetpyError
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -437,6 +438,7 @@ def _run(args, err, where: str) -> int:
 
 
 def entry_point() -> None:
+    keep_freed_memory()  # this process trains: spare every step its page faults (see convnetpy.allocator)
     sys.exit(main())
 
 
