@@ -203,3 +203,31 @@ def test_conv2d_workspace_reuse_across_shapes():
         dx, dweight, _ = conv2d_backward(dout, cache, workspace=workspace)
         ndx, ndweight, _ = naive.conv2d_backward(dout, x, weight, (1, 1), pads, (1, 1))
         assert rel_error(dx, ndx) < TOL and rel_error(dweight, ndweight) < TOL
+
+
+@pytest.mark.parametrize("width, stride", [(8, 1), (9, 1), (9, 2), (12, 3), (7, 2)])
+@pytest.mark.parametrize("group", [1, 2, 3])
+def test_pixel_groups_match_naive(layout, monkeypatch, width, stride, group):
+    """Rows of 1, 2 or 3 neighbouring output pixels (and the fallback to 1 when they do not divide the width)
+    give the same output and gradients as the naive loops."""
+    monkeypatch.setattr(conv_module, "PIXEL_GROUP", group)
+    rng = np.random.default_rng(width * 100 + stride * 10 + group)
+    x = rng.standard_normal((3, 4, 6, width))
+    weight, bias = rng.standard_normal((5, 4, 3, 3)), rng.standard_normal(5)
+    pads = (1, 0, 1, 2)
+    out, cache = conv2d_forward(x, weight, bias, (1, stride), pads)
+    assert rel_error(out, naive.conv2d_forward(x, weight, bias, (1, stride), pads)) < TOL
+    dout = rng.standard_normal(out.shape)
+    for got, want in zip(conv2d_backward(dout, cache), naive.conv2d_backward(dout, x, weight, (1, stride), pads)):
+        assert rel_error(got, want) < TOL
+
+
+def test_grouped_weight_gradient_is_the_adjoint():
+    """<grouped(w), G> == <w, ungrouped(G)> for any G: the weight gradient folds the pixel blocks back exactly."""
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((5, 3, 4, 3))  # (F, C, KH, KW)
+    for stride_w, pixels in [(1, 2), (2, 2), (1, 3), (3, 1)]:
+        grouped = conv_module._grouped_weight(weight, stride_w, pixels)  # (K, pixels*F)
+        g = rng.standard_normal(grouped.shape)
+        back = conv_module._ungrouped_weight_grad(g.T, weight.shape, stride_w, pixels)
+        assert np.isclose(np.sum(grouped * g), np.sum(weight * back), rtol=1e-12)
