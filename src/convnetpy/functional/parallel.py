@@ -108,15 +108,22 @@ def _inside_task() -> bool:
 
 
 def _run(calls: list[Callable[[], object]]) -> None:
-    """Run the calls, on the pool when there are several; a worker's exception is re-raised here."""
+    """Run the calls: the first on this thread, the others on the pool; a worker's exception is re-raised here.
+
+    The calling thread works instead of sleeping until the pool is done: one thread wake-up fewer per call,
+    which costs tens of microseconds on a virtual machine.
+    """
     global _pool
     if len(calls) == 1:
         calls[0]()
         return
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=_num_threads, thread_name_prefix="convnetpy")
-    futures = [_pool.submit(call) for call in calls]
-    wait(futures)  # all of them, so that none still runs BLAS once its setting is restored
+    futures = [_pool.submit(call) for call in calls[1:]]
+    try:
+        calls[0]()
+    finally:
+        wait(futures)  # all of them, so that none still runs BLAS once its setting is restored
     for f in futures:
         f.result()
 
