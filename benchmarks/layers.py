@@ -18,6 +18,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import convnetpy
+from convnetpy.allocator import keep_freed_memory
 from convnetpy.functional import compiled
 from convnetpy.functional.parallel import set_num_threads
 from convnetpy.models import MODELS
@@ -95,7 +96,11 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None, help="default: all CPUs")
     parser.add_argument("--compiled", action="store_true", help="use the compiled (Numba) kernels, off by default")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="tune malloc as the convnetpy command does (convnetpy.allocator): no page faults")
     args = parser.parse_args()
+    if args.keep_freed_memory:
+        keep_freed_memory()
     if args.compiled:
         compiled.use_compiled(True)
     if args.threads:
