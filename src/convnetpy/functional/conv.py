@@ -4,7 +4,8 @@ The public layout is PyTorch's NCHW, but inside the kernel images are channels-l
 im2col row then copies contiguous runs of KW*C values, the whole batch is one large
 (N*OH*OW, KH*KW*C) @ (KH*KW*C, F) matmul, and col2im adds contiguous (OW, C) blocks. The output is returned
 as an NCHW *view* of channels-last memory, so ReLU and pooling keep that layout and the next convolution
-reads its input without a transpose copy.
+reads its input without a transpose copy. Each im2col row usually covers two neighbouring output pixels
+(``PIXEL_GROUP``): the matmul is then (N*OH*OW/2, KH*(KW+S)*C) @ (KH*(KW+S)*C, 2F), twice as wide.
 
 Grey inputs (C <= 2, the first layer of the MNIST nets) take the planar path instead: channels-last would
 give im2col runs of only KW*C values, while planar (N, C, H, W) rows give runs of OW. The columns are then
