@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import convnetpy
+from convnetpy.allocator import keep_freed_memory
 from convnetpy.checkpoint import save_checkpoint
 from convnetpy.data import load_dataset
 from convnetpy.models import MODELS
@@ -173,8 +174,6 @@ def main(argv=None) -> None:
                         help="tune malloc as the convnetpy command does (convnetpy.allocator), for both engines")
     args = parser.parse_args(argv)
     if args.keep_freed_memory:
-        from convnetpy.allocator import keep_freed_memory
-
         print(f"malloc keeps freed memory: {keep_freed_memory()}")
     if args.threads:
         from threadpoolctl import threadpool_limits

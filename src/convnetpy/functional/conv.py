@@ -175,7 +175,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     out = np.empty((N * P, g * F), dtype=x.dtype)  # (N*OH*OW/g, g*F): channels-last rows of g pixels
 
     def run(images: slice) -> None:  # im2col of a chunk of images, then its matmul while the columns are in cache
-        c = _im2col(windows, images, windows.shape[1:])
+        c = _im2col(windows, images)
         np.matmul(c.reshape(-1, K), w2, out=out[images.start * P: images.stop * P])
 
     over_chunks(run, N, _chunk_images(P * K * x.itemsize))
@@ -187,11 +187,9 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     return out.transpose(0, 3, 1, 2), cache  # NCHW view of channels-last memory
 
 
-def _im2col(windows: np.ndarray, images: slice, shape: tuple[int, ...]) -> np.ndarray:
-    """The im2col columns of ``images``: a fresh (n, *shape) copy of their windows (n = images in the slice)."""
-    cols = np.empty((images.stop - images.start, *shape), windows.dtype)
-    np.copyto(cols.reshape(windows[images].shape), windows[images])
-    return cols
+def _im2col(windows: np.ndarray, images: slice) -> np.ndarray:
+    """The im2col columns of ``images``: a fresh contiguous copy of their windows."""
+    return np.ascontiguousarray(windows[images])
 
 
 def _conv2d_forward_planar(x, weight, bias, stride, pads, dilation, out_hw, keep_cache, workspace):
@@ -212,7 +210,7 @@ def _conv2d_forward_planar(x, weight, bias, stride, pads, dilation, out_hw, keep
     out = np.empty((N, P, F), dtype=x.dtype)  # (N, OH*OW, F): channels-last
 
     def run(images: slice) -> None:  # im2col of a chunk of images, then its matmuls while the columns are in cache
-        c = _im2col(windows, images, (C, KH, KW, OH, OW))
+        c = _im2col(windows, images)
         np.matmul(c.reshape(-1, K, P).transpose(0, 2, 1), w2.T, out=out[images])  # (P, K) @ (K, F) per image
 
     over_chunks(run, N, _chunk_images(P * K * x.itemsize))
@@ -270,7 +268,7 @@ def _weight_grad(d: np.ndarray, windows: np.ndarray, layout: str, weight_shape, 
 
     def grad(images: slice) -> None:
         rows = d[images.start * P: images.stop * P]  # (n*P, g*F)
-        c = _im2col(windows, images, windows.shape[1:])
+        c = _im2col(windows, images)
         if layout == "planar":  # columns (n, C, KH, KW, OH, OW): per image (F, P) @ (P, K), summed
             c = c.reshape(-1, K, P)
             np.sum(rows.reshape(-1, P, F).transpose(0, 2, 1) @ c.transpose(0, 2, 1), axis=0,
@@ -282,9 +280,7 @@ def _weight_grad(d: np.ndarray, windows: np.ndarray, layout: str, weight_shape, 
     dw2 = partial.sum(axis=0)  # (g*F, K)
     if layout == "planar":
         return dw2.reshape(F, C, KH, KW)
-    if windows.ndim == 6:  # the dilated (unmerged) view: columns ordered (kh, kw, c)
-        return dw2.reshape(F, KH, KW, C).transpose(0, 3, 1, 2)
-    return _ungrouped_weight_grad(dw2, weight_shape, stride_w, g)
+    return _ungrouped_weight_grad(dw2, weight_shape, stride_w, g)  # columns ordered (kh, kw, c), g pixels
 
 
 def _full_pads(weight_shape, pads: Pads, dilation: Pair) -> Pads:
