@@ -86,7 +86,7 @@ def _windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw:
     (KH, KW), (sh, sw), (dh, dw), (OH, OW) = kernel, stride, dilation, out_hw
     if dw == 1:
         sN, sH, sW, sC = xp.strides
-        width = KW + (pixels - 1) * sw
+        width = _group_width(KW, sw, pixels)
         return as_strided(xp, (xp.shape[0], OH, OW // pixels, KH, width * xp.shape[3]),
                           (sN, sH * sh, sW * sw * pixels, sH * dh, sC), writeable=False)
     span = (dh * (KH - 1) + 1, dw * (KW - 1) + 1)
@@ -104,6 +104,12 @@ def _windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw:
 PIXEL_GROUP = 2
 
 
+def _group_width(kernel_w: int, stride_w: int, pixels: int) -> int:
+    """Input columns that ``pixels`` neighbouring output pixels read together: the kernel, plus one stride
+    per extra pixel."""
+    return kernel_w + (pixels - 1) * stride_w
+
+
 def _pixel_group(out_w: int, dilation_w: int) -> int:
     """Output pixels per im2col row: PIXEL_GROUP when the row's width divides evenly, else 1."""
     return PIXEL_GROUP if dilation_w == 1 and out_w % PIXEL_GROUP == 0 else 1
@@ -112,7 +118,7 @@ def _pixel_group(out_w: int, dilation_w: int) -> int:
 def _grouped_weight(weight: np.ndarray, stride_w: int, pixels: int) -> np.ndarray:
     """(F, C, KH, KW) -> (KH*width*C, pixels*F): pixel p's kernel sits p*stride_w columns to the right."""
     F, C, KH, KW = weight.shape
-    width = KW + (pixels - 1) * stride_w
+    width = _group_width(KW, stride_w, pixels)
     grouped = np.zeros((KH, width, C, pixels, F), weight.dtype)
     for p in range(pixels):
         grouped[:, p * stride_w: p * stride_w + KW, :, p, :] = weight.transpose(2, 3, 1, 0)  # (KH, KW, C, F)
@@ -123,7 +129,7 @@ def _ungrouped_weight_grad(grouped: np.ndarray, weight_shape, stride_w: int, pix
     """The gradient of ``_grouped_weight``'s result (pixels*F, KH*width*C) -> (F, C, KH, KW): the sum over
     the pixels of each one's kernel-sized block."""
     F, C, KH, KW = weight_shape
-    width = KW + (pixels - 1) * stride_w
+    width = _group_width(KW, stride_w, pixels)
     blocks = grouped.reshape(pixels, F, KH, width, C)
     dweight = blocks[0, :, :, :KW].copy()  # (F, KH, KW, C)
     for p in range(1, pixels):
