@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import convnetpy
 from convnetpy.allocator import keep_freed_memory
+from convnetpy.functional import compiled
 from convnetpy.functional.parallel import set_num_threads
 from convnetpy.models import MODELS
 from convnetpy.optim import SGD
@@ -94,14 +95,19 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=0.4, help="length of one timed round")
     parser.add_argument("--keep-freed-memory", action="store_true",
                         help="tune malloc as the convnetpy command does (convnetpy.allocator), for both libraries")
+    parser.add_argument("--numpy-only", action="store_true",
+                        help="switch off the compiled (Numba) kernels, which are on wherever Numba is installed")
     args = parser.parse_args(argv)
     kept = keep_freed_memory() if args.keep_freed_memory else False
+    if args.numpy_only:
+        compiled.use_compiled(False)
 
     blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i.get('architecture')})" for i in threadpool_info())
     print(f"convnetpy {convnetpy.__version__}, numpy {np.__version__} [{blas}], torch {torch.__version__}")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
-          f"malloc: {'keeps freed memory (convnetpy.allocator)' if kept else 'default'}")
+          f"malloc: {'keeps freed memory (convnetpy.allocator)' if kept else 'default'}, "
+          f"compiled kernels: {'on' if compiled.available() else 'off'}")
     header = (f"{'model':<11} {'batch':>5} {'thr':>3} | {'train ours':>10} {'torch':>8} {'ratio':>6} | "
               f"{'infer ours':>10} {'torch':>8} {'ratio':>6} | {'cpu load':>8}")
     print(header)

@@ -1,6 +1,7 @@
-"""Fast im2col convolution (functional.conv) against its naive loop twin, in float64, on random configurations.
+"""Fast convolution (functional.conv) against its naive loop twin, in float64, on random configurations.
 
-Every test runs twice: with the channels-last kernel and with the planar one (used for few input channels).
+Every test runs four times: with the channels-last kernel and with the planar one (used for few input
+channels), each with the NumPy kernels and with the compiled ones (``kernels`` in conftest.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from convnetpy.functional import (
 from helpers import rel_error
 
 TOL = 1e-12  # float64: the two kernels only differ in summation order
+
+pytestmark = pytest.mark.usefixtures("kernels")
 
 
 @pytest.fixture(params=["channels_last", "planar"], autouse=True)
@@ -231,3 +234,39 @@ def test_grouped_weight_gradient_is_the_adjoint():
         g = rng.standard_normal(grouped.shape)
         back = conv_module._ungrouped_weight_grad(g.T, weight.shape, stride_w, pixels)
         assert np.isclose(np.sum(grouped * g), np.sum(weight * back), rtol=1e-12)
+
+
+CIFAR_SHAPES = [  # the CIFAR-10 net's and LeNet-5's convolutions: (N, C, H, W), (F, KH, KW), pads
+    ((4, 3, 32, 32), (16, 5, 5), (2, 2, 2, 2)),
+    ((4, 16, 16, 16), (20, 5, 5), (2, 2, 2, 2)),
+    ((4, 20, 8, 8), (20, 5, 5), (2, 2, 2, 2)),
+    ((4, 6, 14, 14), (16, 5, 5), (0, 0, 0, 0)),
+]
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "pads"), CIFAR_SHAPES)
+def test_compiled_and_numpy_kernels_agree_in_float32(kernels, x_shape, w_shape, pads):
+    """The nets' own shapes, float32, channels-last input: both paths within float32 round-off of each other,
+    and NaN in the input reaches the outputs that read it, on both."""
+    from convnetpy.functional import compiled
+
+    rng = np.random.default_rng(sum(x_shape))
+    x = np.ascontiguousarray(rng.standard_normal(x_shape, dtype=np.float32).transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    weight = rng.standard_normal((w_shape[0], x_shape[1], *w_shape[1:]), dtype=np.float32)
+    bias = rng.standard_normal(w_shape[0], dtype=np.float32)
+
+    def run():
+        out, cache = conv2d_forward(x, weight, bias, (1, 1), pads)
+        dout = np.random.default_rng(1).standard_normal(out.shape, dtype=np.float32)
+        return (out, *conv2d_backward(dout, cache))
+
+    results = run()
+    compiled.use_compiled(kernels != "compiled" and compiled.installed)  # the other path
+    for got, want in zip(results, run()):
+        assert got.dtype == np.float32
+        assert rel_error(got, want) < 1e-5
+
+    x[0, 1, 3, 4] = np.nan
+    out, _ = conv2d_forward(x, weight, bias, (1, 1), pads)
+    assert np.isnan(out[0]).any() and not np.isnan(out[1:]).any()
+

@@ -22,15 +22,7 @@ from helpers import rel_error
 TOL = 1e-12
 
 
-@pytest.fixture(params=["numpy", "compiled"], autouse=True)
-def kernels(request):
-    """Run the test with the NumPy pooling kernels, then with the compiled ones."""
-    if request.param == "compiled" and compiled.numba is None:
-        pytest.skip("Numba is not installed")
-    before = compiled.available()
-    compiled.use_compiled(request.param == "compiled")
-    yield request.param
-    compiled.use_compiled(before)
+pytestmark = pytest.mark.usefixtures("kernels")  # each test with the NumPy kernels, then the compiled ones
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
@@ -48,7 +40,7 @@ def test_maxpool2d_paths_agree_with_nan_and_layouts(kernels, layout):
         return out, maxpool2d_backward(dout, cache), maxpool2d_forward(with_nan, (3, 2), (2, 2), (1, 1))[0]
 
     out, dx, out_nan = run()
-    compiled.use_compiled(kernels != "compiled" and compiled.numba is not None)  # the other path
+    compiled.use_compiled(kernels != "compiled" and compiled.installed)  # the other path
     other_out, other_dx, other_out_nan = run()
     np.testing.assert_array_equal(out, other_out)
     np.testing.assert_array_equal(dx, other_dx)

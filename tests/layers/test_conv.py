@@ -1,4 +1,7 @@
-"""Conv2D and Conv1D: finite differences, PyTorch on random configurations, dtypes, errors, attributes."""
+"""Conv2D and Conv1D: finite differences, PyTorch on random configurations, dtypes, errors, attributes.
+
+The numerical tests run with the NumPy kernels and with the compiled ones (``kernels`` in conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -103,7 +106,7 @@ def _random_conv(rng, ndim: int):
 
 @pytest.mark.parametrize("ndim", [2, 1])
 @pytest.mark.parametrize("seed", range(30))
-def test_conv_matches_torch(seed, ndim):
+def test_conv_matches_torch(seed, ndim, kernels):
     rng = np.random.default_rng(seed + 100 * ndim)
     layer, module, x, out_shape = _random_conv(rng, ndim)
     compare_with_torch(layer, module, x, rng)
@@ -136,7 +139,7 @@ def test_conv_same_with_stride_covers_keras_cases(ndim):
     ((3, 2), 1, "same", (2, 1), True),
     (2, (1, 2), 1, 2, True),
 ])
-def test_conv2d_gradients(kernel, stride, padding, dilation, bias):
+def test_conv2d_gradients(kernel, stride, padding, dilation, bias, kernels):
     rng = np.random.default_rng(0)
     layer = Conv2D(2, 3, kernel, stride, padding, dilation, bias=bias, rng=rng, dtype=np.float64)
     if bias:
@@ -150,7 +153,7 @@ def test_conv2d_gradients(kernel, stride, padding, dilation, bias):
 @pytest.mark.parametrize(("kernel", "stride", "padding", "dilation"), [
     (3, 1, 0, 1), (2, 2, 1, 1), (3, 2, "same", 1), (2, 1, "same", 2), (3, 3, "valid", 2),
 ])
-def test_conv1d_gradients(kernel, stride, padding, dilation):
+def test_conv1d_gradients(kernel, stride, padding, dilation, kernels):
     rng = np.random.default_rng(1)
     layer = Conv1D(2, 3, kernel, stride, padding, dilation, rng=rng, dtype=np.float64)
     layer.params["bias"][...] = rng.standard_normal(3)
@@ -171,7 +174,7 @@ def test_conv_backward_without_input_grad():
 # -- dtypes -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("cls", "shape"), [(Conv2D, (2, 3, 7, 6)), (Conv1D, (2, 3, 9))])
-def test_conv_keeps_dtype(cls, shape, dtype):
+def test_conv_keeps_dtype(cls, shape, dtype, kernels):
     rng = np.random.default_rng(4)
     layer = cls(3, 4, 3, 2, "same", dtype=dtype, rng=rng)
     assert all(p.dtype == dtype for p in layer.params.values())

@@ -1,4 +1,7 @@
-"""MaxPool2D, AvgPool2D, MaxPool1D, AvgPool1D: finite differences, PyTorch, dtypes, errors, attributes."""
+"""MaxPool2D, AvgPool2D, MaxPool1D, AvgPool1D: finite differences, PyTorch, dtypes, errors, attributes.
+
+The numerical tests run with the NumPy kernels and with the compiled ones (``kernels`` in conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ def _random_pool(rng: np.random.Generator, cls):
 
 @pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D, MaxPool1D, AvgPool1D])
 @pytest.mark.parametrize("seed", range(25))
-def test_pool_matches_torch(seed, cls):
+def test_pool_matches_torch(seed, cls, kernels):
     rng = np.random.default_rng(seed)
     layer, module, x, out_shape = _random_pool(rng, cls)
     compare_with_torch(layer, module, x, rng)
@@ -55,7 +58,7 @@ def test_pool_matches_torch(seed, cls):
 @pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
 @pytest.mark.parametrize(("kernel", "stride", "padding"), [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0)),
                                                            (3, 1, 0), (2, 3, 1)])
-def test_pool2d_gradients(cls, kernel, stride, padding):
+def test_pool2d_gradients(cls, kernel, stride, padding, kernels):
     rng = np.random.default_rng(0)
     layer = cls(kernel, stride, padding)
     x = distinct(rng, (2, 2, 5, 6), 0.1).astype(np.float64)  # 0.1 apart: eps = 1e-6 never swaps a maximum
@@ -65,7 +68,7 @@ def test_pool2d_gradients(cls, kernel, stride, padding):
 
 @pytest.mark.parametrize("cls", [MaxPool1D, AvgPool1D])
 @pytest.mark.parametrize(("kernel", "stride", "padding"), [(2, None, 0), (3, 2, 1), (3, 1, 0), (4, 3, 2)])
-def test_pool1d_gradients(cls, kernel, stride, padding):
+def test_pool1d_gradients(cls, kernel, stride, padding, kernels):
     rng = np.random.default_rng(1)
     layer = cls(kernel, stride, padding)
     errors = check_layer_gradients(layer, distinct(rng, (2, 3, 9), 0.1).astype(np.float64), rng)
@@ -181,7 +184,7 @@ def test_pool1d_attributes_are_normalised(cls, args, expected):
 
 @pytest.mark.parametrize("cls", [MaxPool2D, MaxPool1D])
 @pytest.mark.parametrize("seed", range(10))
-def test_maxpool_ties_match_torch(seed, cls):
+def test_maxpool_ties_match_torch(seed, cls, kernels):
     """With tied maxima both libraries send the gradient to the first maximum of each window."""
     rng = np.random.default_rng(500 + seed)
     layer, module, x, _ = _random_pool(rng, cls)

@@ -1,30 +1,41 @@
-"""Optional compiled kernels (Numba) for the loops NumPy runs slowly; without Numba, NumPy paths are used.
+"""Compiled kernels (Numba) for the convolutions and the max-pooling backward pass; NumPy paths otherwise.
 
-The backward pass of max pooling is the case that pays: NumPy finds each window's first maximum with a
-compare, a multiply and a mask update per window offset, on strided slices whose contiguous runs are only
-C values long in channels-last activations, so the ufunc loops spend their time starting and stopping. One
-compiled loop finds the first maximum and adds the gradient there. (The forward pass stays NumPy's maximum
-of strided slices: a compiled forward measured 2x slower.) Measured on the CIFAR-10 net, batch 64, one
-thread: max-pooling backward 5.6 ms -> 2.1 ms per training step (``python benchmarks/layers.py``).
+On wherever Numba is installed (a dependency of convnetpy); ``use_compiled(False)`` switches them off.
+Without Numba, or switched off, the NumPy kernels do the same work; the tests run both and compare them.
 
-Off by default since the third speed session: in a whole training step, alternating the two paths in one
-process, the compiled backward saved at most 3% (CIFAR-10 net, batch 32-128, one and two threads: 63.9 vs
-64.5 ms, 81.5 vs 84.1 ms; LeNet-5 was 2% faster without it), while loading Numba's compiler and code on the
-first call adds about 65 MB to a training process (``python benchmarks/memory.py``: 85 MB against 20 MB for
-the CIFAR-10 net at batch 64). ``install: pip install 'convnetpy[fast]'``, then ``use_compiled(True)``;
-tests compare both paths.
+Convolutions. NumPy's convolutions are BLAS matmuls, and BLAS decides their speed: with the Haswell kernels
+that ``OPENBLAS_CORETYPE=Haswell`` selects, OpenBLAS runs the conv matmuls at 105-117 GFLOP/s on one core of
+a machine where its AVX-512 kernels reach 160-240. Numba compiles for the CPU it runs on, AVX-512 included.
+The compiled convolution is a grid of dot products between contiguous runs (``_dot_tiles``): the forward
+pass and the input gradient read each receptive field straight from a copy of KH input rows
+(``_conv_rows``), no im2col; the weight gradient reads shifted runs of the zero-padded input planes
+(``_weight_grad_rows``). Measured at batch 64, one thread (``python benchmarks/layers.py --model
+cifar10net``): a CIFAR-10 training step 22.8 -> 15.9 ms; its second layer's forward pass 3.5 -> 2.1 ms.
+
+Max pooling, backward. NumPy finds each window's first maximum with a compare, a multiply and a mask update
+per window offset, on strided slices whose contiguous runs are only C values long in channels-last
+activations, so the ufunc loops spend their time starting and stopping. One compiled loop finds the first
+maximum and adds the gradient there. (The forward pass stays NumPy's maximum of strided slices: a compiled
+forward measured 2x slower.)
+
+Numba is imported, and the kernels compiled or loaded from Numba's cache, on first use, not on ``import
+convnetpy``: that costs about 130 MB of compiler and code (``benchmarks/memory.py``) and half a second,
+which commands that train nothing should not pay. A fresh install compiles for about 5 s on its first step.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import threading
+
 import numpy as np
 
-try:
-    import numba
-except ImportError:  # the NumPy paths do the same work
-    numba = None
+from .parallel import over_chunks
 
-_enabled = False  # opt in with use_compiled(True); see the module docstring
+installed = importlib.util.find_spec("numba") is not None
+_enabled = installed  # see the module docstring
+_compiled = False  # the kernels below have been replaced by their compiled versions (``_compile``)
+_compile_lock = threading.Lock()
 
 
 def available() -> bool:
@@ -35,8 +46,8 @@ def available() -> bool:
 def use_compiled(on: bool) -> None:
     """Switch the compiled kernels on or off (on needs Numba)."""
     global _enabled
-    if on and numba is None:
-        raise RuntimeError("compiled kernels need Numba: pip install 'convnetpy[fast]'")
+    if on and not installed:
+        raise RuntimeError("compiled kernels need Numba: pip install numba")
     _enabled = bool(on)
 
 
@@ -63,9 +74,160 @@ def _maxpool_backward(xp, out, dout, kernel_h, kernel_w, stride_h, stride_w, dxp
                             pending[c] = 0.0 if hit else pending[c]
 
 
-if numba is not None:
-    # nogil: the caller splits the batch over threads (functional.parallel.over_batch); cache: compile once.
-    _maxpool_backward = numba.njit(nogil=True, cache=True)(_maxpool_backward)
+# The convolution kernels below are dot products of contiguous rows, four rows against four rows at a time:
+# sixteen running sums, each of which LLVM turns into a vector of 16 lanes (AVX-512) or 8 (AVX2) over k.
+# Only reassociation (to vectorise a sum) and contraction (fused multiply-add) are allowed, so NaN and inf
+# propagate as in NumPy. nogil: the callers split the work over threads.
+
+
+def _dot_tiles(a, a_starts, b, b_starts, length, out):
+    """out[i, j] += a[a_starts[i]:][:length] . b[b_starts[j]:][:length] for every i, j.
+
+    a, b: 1-D arrays; the rows are windows into them and may overlap. out: (I, J).
+    """
+    I, J = out.shape
+    I4, J4 = I - I % 4, J - J % 4
+    for i in range(0, I4, 4):
+        a0 = a[a_starts[i]:a_starts[i] + length]
+        a1 = a[a_starts[i + 1]:a_starts[i + 1] + length]
+        a2 = a[a_starts[i + 2]:a_starts[i + 2] + length]
+        a3 = a[a_starts[i + 3]:a_starts[i + 3] + length]
+        for j in range(0, J4, 4):
+            b0 = b[b_starts[j]:b_starts[j] + length]
+            b1 = b[b_starts[j + 1]:b_starts[j + 1] + length]
+            b2 = b[b_starts[j + 2]:b_starts[j + 2] + length]
+            b3 = b[b_starts[j + 3]:b_starts[j + 3] + length]
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = out.dtype.type(0)
+            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = out.dtype.type(0)
+            for k in range(length):
+                x0, x1, x2, x3 = a0[k], a1[k], a2[k], a3[k]
+                y0, y1, y2, y3 = b0[k], b1[k], b2[k], b3[k]
+                s00 += x0 * y0
+                s01 += x0 * y1
+                s02 += x0 * y2
+                s03 += x0 * y3
+                s10 += x1 * y0
+                s11 += x1 * y1
+                s12 += x1 * y2
+                s13 += x1 * y3
+                s20 += x2 * y0
+                s21 += x2 * y1
+                s22 += x2 * y2
+                s23 += x2 * y3
+                s30 += x3 * y0
+                s31 += x3 * y1
+                s32 += x3 * y2
+                s33 += x3 * y3
+            out[i, j] += s00
+            out[i, j + 1] += s01
+            out[i, j + 2] += s02
+            out[i, j + 3] += s03
+            out[i + 1, j] += s10
+            out[i + 1, j + 1] += s11
+            out[i + 1, j + 2] += s12
+            out[i + 1, j + 3] += s13
+            out[i + 2, j] += s20
+            out[i + 2, j + 1] += s21
+            out[i + 2, j + 2] += s22
+            out[i + 2, j + 3] += s23
+            out[i + 3, j] += s30
+            out[i + 3, j + 1] += s31
+            out[i + 3, j + 2] += s32
+            out[i + 3, j + 3] += s33
+    for i in range(0, I4, 4):  # columns left over: four rows against one
+        for j in range(J4, J):
+            bj = b[b_starts[j]:b_starts[j] + length]
+            s0, s1, s2, s3 = _dot4(bj, a, a_starts[i:i + 4], length)
+            out[i, j] += s0
+            out[i + 1, j] += s1
+            out[i + 2, j] += s2
+            out[i + 3, j] += s3
+    for i in range(I4, I):  # rows left over: one row against four, then against one
+        ai = a[a_starts[i]:a_starts[i] + length]
+        for j in range(0, J4, 4):
+            s0, s1, s2, s3 = _dot4(ai, b, b_starts[j:j + 4], length)
+            out[i, j] += s0
+            out[i, j + 1] += s1
+            out[i, j + 2] += s2
+            out[i, j + 3] += s3
+        for j in range(J4, J):
+            bj = b[b_starts[j]:b_starts[j] + length]
+            s = out.dtype.type(0)
+            for k in range(length):
+                s += ai[k] * bj[k]
+            out[i, j] += s
+
+
+def _dot4(x, b, starts, length):
+    """The dot products of x (length,) with the four rows b[starts[r]:][:length]."""
+    b0 = b[starts[0]:starts[0] + length]
+    b1 = b[starts[1]:starts[1] + length]
+    b2 = b[starts[2]:starts[2] + length]
+    b3 = b[starts[3]:starts[3] + length]
+    s0 = s1 = s2 = s3 = x.dtype.type(0)
+    for k in range(length):
+        s0 += x[k] * b0[k]
+        s1 += x[k] * b1[k]
+        s2 += x[k] * b2[k]
+        s3 += x[k] * b3[k]
+    return s0, s1, s2, s3
+
+
+def _conv_rows(xp, weight_rows, out, kernel_h, stride_h, stride_w, dilation_h, first, last):
+    """out[n] for n in range(first, last): the convolution of xp (N, Hp, Wp, C) with weight_rows (F, KW, column).
+
+    For each output row, the KH input rows it reads are interleaved into ``rows`` (Wp, column): input column
+    w holds its KH*C values (kh, c), then zeros up to ``column`` (see ``column_length``). Output pixel ow's
+    receptive field is then one contiguous run of KW*column values starting at row ow*stride_w, and the
+    weights are laid out (kw, kh, c) to match: an im2col of one image row, KH times the input instead of
+    KH*KW times. out: (N, OH, OW, F).
+    """
+    OH, OW, F = out.shape[1:]
+    Wp, C = xp.shape[2], xp.shape[3]
+    column = weight_rows.shape[2]
+    K = weight_rows.shape[1] * column
+    rows = np.zeros((Wp, column), xp.dtype)
+    flat = rows.reshape(-1)
+    pixel_starts = np.arange(OW) * (stride_w * column)
+    filter_starts = np.arange(F) * K
+    weights = weight_rows.reshape(-1)
+    for n in range(first, last):
+        for oh in range(OH):
+            for kh in range(kernel_h):
+                rows[:, kh * C:(kh + 1) * C] = xp[n, oh * stride_h + kh * dilation_h]
+            o = out[n, oh]  # (OW, F)
+            o[:] = 0
+            _dot_tiles(flat, pixel_starts, weights, filter_starts, K, o)
+
+
+def _weight_grad_rows(dout_rows, planes, starts, first, last, out):
+    """out (F, C*KH*KW) += sum over n in range(first, last) of dout_rows[n] (F, L) against planes[n].
+
+    Row (c, kh, kw) of image n is planes[n][starts[...]:][:L]: the zero-padded input plane c shifted by
+    (kh, kw), read as one run of L = OH*Wp values. dout_rows holds the output gradient padded to width Wp
+    with zeros, so the columns a shifted run reads beyond the output's width count for nothing.
+    """
+    F, L = dout_rows.shape[1:]
+    dout_starts = np.arange(F) * L
+    for n in range(first, last):
+        _dot_tiles(dout_rows[n].reshape(-1), dout_starts, planes[n], starts, L, out)
+
+
+def _compile() -> None:
+    """Replace the kernels above by their compiled versions, once; callees first, so that each kernel calls
+    compiled code. ``cache``: compiled once per machine, then loaded from Numba's cache."""
+    global _compiled
+    with _compile_lock:
+        if _compiled:
+            return
+        import numba
+
+        kernels = globals()
+        fast = numba.njit(fastmath={"reassoc", "contract"}, nogil=True, cache=True, boundscheck=False)
+        for name in ("_dot4", "_dot_tiles", "_conv_rows", "_weight_grad_rows"):
+            kernels[name] = fast(kernels[name])
+        kernels["_maxpool_backward"] = numba.njit(nogil=True, cache=True)(_maxpool_backward)
+        _compiled = True
 
 
 def _nhwc(a: np.ndarray) -> np.ndarray:
@@ -76,5 +238,69 @@ def _nhwc(a: np.ndarray) -> np.ndarray:
 def maxpool_backward(xp: np.ndarray, out: np.ndarray, dout: np.ndarray, kernel, stride, dxp: np.ndarray,
                      batch: slice) -> None:
     """Routes dout (N, C, OH, OW) of the examples ``batch`` to each window's first maximum in dxp (N, C, Hp, Wp)."""
+    _compile()
     _maxpool_backward(_nhwc(xp[batch]), _nhwc(out[batch]), _nhwc(dout[batch]), kernel[0], kernel[1], stride[0],
                       stride[1], _nhwc(dxp[batch]))
+
+
+def column_length(kernel_h: int, kernel_w: int, channels: int, lanes: int = 16) -> int:
+    """Values per input column in ``_conv_rows``: KH*C, padded with zeros to a multiple of ``lanes`` when that
+    makes less work, counting a vector of 16 lanes (AVX-512) and a leftover value each as one step.
+
+    The CIFAR-10 net's first layer (KH*C = 15, KW = 5): 75 values, 4 vectors and 11 leftovers, against 5
+    columns of 16, 5 vectors.
+    """
+    kc = kernel_h * channels
+    padded = -(-kc // lanes) * lanes
+
+    def steps(k: int) -> int:
+        return k // lanes + k % lanes
+
+    return padded if steps(kernel_w * padded) < steps(kernel_w * kc) else kc
+
+
+def conv_weight_rows(weight: np.ndarray) -> np.ndarray:
+    """(F, C, KH, KW) -> (F, KW, column): each filter laid out (kw, kh, c) like ``_conv_rows``' receptive
+    fields, each column padded with zeros to ``column_length``."""
+    F, C, KH, KW = weight.shape
+    rows = np.zeros((F, KW, column_length(KH, KW, C)), weight.dtype)
+    rows[:, :, :KH * C] = weight.transpose(0, 3, 2, 1).reshape(F, KW, KH * C)
+    return rows
+
+
+def conv_forward(xp: np.ndarray, weight_rows: np.ndarray, kernel_h: int, stride, dilation_h: int,
+                 out: np.ndarray, batch: slice) -> None:
+    """Fills out (N, OH, OW, F) for the examples ``batch`` from xp (N, Hp, Wp, C), padded channels-last."""
+    _compile()
+    _conv_rows(xp, weight_rows, out, kernel_h, stride[0], stride[1], dilation_h, batch.start, batch.stop)
+
+
+def conv_weight_grad(dout: np.ndarray, xp: np.ndarray, kernel, dilation, chunk: int) -> np.ndarray:
+    """dweight (F, C, KH, KW) of a stride-1 convolution from dout (N, F, OH, OW) and the padded input xp
+    (N, C, Hp, Wp), each in any memory layout.
+
+    Both are copied to planes first: the input (N, C*Hp*Wp + slack), the output gradient padded with zeros to
+    width Wp, (N, F, OH*Wp). Row (c, kh, kw) of the gradient is then a dot product of contiguous runs, see
+    ``_weight_grad_rows``. Partial sums over ``chunk`` images at a time, added in order: the result does not
+    depend on the number of threads.
+    """
+    _compile()
+    (N, F, OH, OW), (_, C, Hp, Wp) = dout.shape, xp.shape
+    (KH, KW), (dh, dw) = kernel, dilation
+    slack = (KW - 1) * dw  # the last shifted run ends this far past the last plane
+    planes = np.empty((N, C * Hp * Wp + slack), xp.dtype)
+    dout_rows = np.empty((N, F, OH, Wp), dout.dtype)
+    c, kh, kw = np.meshgrid(np.arange(C), np.arange(KH), np.arange(KW), indexing="ij")
+    starts = (c * (Hp * Wp) + kh * (dh * Wp) + kw * dw).reshape(-1)  # (C*KH*KW,), ordered like dweight
+    partial = np.zeros((-(-N // chunk), F, C * KH * KW), dout.dtype)  # (chunks, F, C*KH*KW)
+
+    def grad(images: slice) -> None:  # copy the chunk's planes, then its dot products while they are in cache
+        planes[images, C * Hp * Wp:] = 0
+        planes[images, :C * Hp * Wp].reshape(-1, C, Hp, Wp)[...] = xp[images]
+        dout_rows[images, :, :, OW:] = 0
+        dout_rows[images, :, :, :OW] = dout[images]
+        _weight_grad_rows(dout_rows.reshape(N, F, OH * Wp), planes, starts, images.start, images.stop,
+                          partial[images.start // chunk])
+
+    over_chunks(grad, N, chunk)
+    return partial.sum(axis=0).reshape(F, C, KH, KW)

@@ -25,6 +25,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
+from . import compiled
 from .parallel import over_batch, over_chunks
 
 Pair = tuple[int, int]
@@ -176,6 +177,15 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     g = _pixel_group(OW, dilation[1])
     xp = _pad_channels_last(x, pads, workspace)  # (N, Hp, Wp, C)
     windows = _windows(xp, (KH, KW), stride, dilation, (OH, OW), g)  # (N, OH, OW/g, KH, width*C), or unmerged
+    cache = (("channels_last", windows, weight, x.shape, stride, pads, dilation, bias is not None, xp)
+             if keep_cache else None)
+    if _compiled_forward(C * KH * KW, dilation):
+        w_rows = compiled.conv_weight_rows(weight)  # (F, KW*KH*C)
+        out = np.empty((N, OH, OW, F), dtype=x.dtype)  # channels-last
+        over_batch(lambda b: compiled.conv_forward(xp, w_rows, KH, stride, dilation[0], out, b), N, out.size * KH)
+        if bias is not None:
+            out += bias
+        return out.transpose(0, 3, 1, 2), cache  # NCHW view of channels-last memory
     w2 = _grouped_weight(weight, stride[1], g)  # (K, g*F), rows ordered like the columns
     P, K = OH * OW // g, w2.shape[0]  # im2col rows per image, row length
     out = np.empty((N * P, g * F), dtype=x.dtype)  # (N*OH*OW/g, g*F): channels-last rows of g pixels
@@ -188,9 +198,19 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     out = out.reshape(N, OH, OW, F)
     if bias is not None:
         out += bias
-    cache = (("channels_last", windows, weight, x.shape, stride, pads, dilation, bias is not None)
-             if keep_cache else None)
     return out.transpose(0, 3, 1, 2), cache  # NCHW view of channels-last memory
+
+
+# Reductions (C*KH*KW) shorter than this stay with BLAS: the compiled dot products end each output value with a
+# sum across vector lanes, which short reductions do not repay. Measured forward passes at batch 64, one
+# thread, BLAS vs compiled: 3 -> 16 channels, 3x3 (27): 1.18 vs 1.69 ms; 8 -> 8, 3x3 (72): 0.39 vs 0.40;
+# 3 -> 16, 5x5 (75): 2.34 vs 2.29; 16 -> 32, 3x3 (144): 1.87 vs 1.27; 16 -> 20, 5x5 (400): 3.3 vs 1.8.
+COMPILED_MIN_REDUCTION = 64
+
+
+def _compiled_forward(reduction: int, dilation: Pair) -> bool:
+    """Whether the compiled convolution (``compiled.conv_forward``) runs this forward pass."""
+    return compiled.available() and dilation[1] == 1 and reduction >= COMPILED_MIN_REDUCTION
 
 
 def _im2col(windows: np.ndarray, images: slice) -> np.ndarray:
@@ -222,7 +242,7 @@ def _conv2d_forward_planar(x, weight, bias, stride, pads, dilation, out_hw, keep
     over_chunks(run, N, _chunk_images(P * K * x.itemsize))
     if bias is not None:
         out += bias
-    cache = ("planar", windows, weight, x.shape, stride, pads, dilation, bias is not None) if keep_cache else None
+    cache = ("planar", windows, weight, x.shape, stride, pads, dilation, bias is not None, xp) if keep_cache else None
     return out.reshape(N, OH, OW, F).transpose(0, 3, 1, 2), cache  # NCHW view of channels-last memory
 
 
@@ -232,12 +252,16 @@ def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True, workspace:
     dout: (N, F, OH, OW). Returns dx (N, C, H, W) or None when ``input_grad`` is False (a net's first
     layer needs no input gradient), dweight (F, C, KH, KW) and dbias (F,) or None.
     """
-    layout, windows, weight, (N, C, H, W), stride, pads, dilation, has_bias = cache
+    layout, windows, weight, (N, C, H, W), stride, pads, dilation, has_bias, xp = cache
     F, _, KH, KW = weight.shape
     _, _, OH, OW = dout.shape
     P, K = OH * OW, KH * KW * C
     d = dout.transpose(0, 2, 3, 1).reshape(N * P, F)  # (M, F); free when dout is channels-last
-    dweight = _weight_grad(d, windows, layout, (F, C, KH, KW), stride[1], (OH, OW))
+    if _compiled_weight_grad(stride, OW, KW, dilation[1]):
+        xp_nchw = xp.transpose(0, 3, 1, 2) if layout == "channels_last" else xp  # (N, C, Hp, Wp) view
+        dweight = compiled.conv_weight_grad(dout, xp_nchw, (KH, KW), dilation, COMPILED_CHUNK)
+    else:
+        dweight = _weight_grad(d, windows, layout, (F, C, KH, KW), stride[1], (OH, OW))
     # A matrix-vector product sums the rows ~6x faster than d.sum(axis=0) for the first layer's tall d.
     dbias = np.ones(len(d), dtype=d.dtype) @ d if has_bias else None
     if not input_grad:
@@ -245,12 +269,33 @@ def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True, workspace:
     full = _full_pads(weight.shape, pads, dilation)
     # As a convolution, dx costs an im2col of dout, (H*W) x (KH*KW*F) per image; col2im's blocks cost
     # (OH*OW) x (KH*KW*C). Take the convolution unless it is much larger (LeNet-5's second layer: 5x).
-    if stride == (1, 1) and min(full) >= 0 and H * W * F <= 2 * OH * OW * C:
+    # The compiled convolution copies only KH times the output gradient, so it always takes the convolution.
+    compiled_dx = F > PLANAR_MAX_CHANNELS and _compiled_forward(F * KH * KW, dilation)
+    if stride == (1, 1) and min(full) >= 0 and (compiled_dx or H * W * F <= 2 * OH * OW * C):
         dx = _input_grad_by_convolution(dout, weight, full, dilation, workspace)
     else:
         w2 = weight.transpose(2, 3, 1, 0).reshape(K, F)  # (K, F), rows ordered (kh, kw, c)
         dx = _input_grad_by_col2im(d, w2, (N, C, H, W), (OH, OW), (KH, KW), stride, pads, dilation, workspace)
     return dx, np.ascontiguousarray(dweight), dbias
+
+
+# The compiled weight gradient reads rows as wide as the padded input, of which only the output's width counts
+# (the rest is multiplied by zeros). Measured at batch 64, one thread, BLAS vs compiled: 3 -> 16 channels, 32x32
+# (rows of 36 for 32): 2.74 vs 1.63 ms; 16 -> 20, 16x16 (20 for 16): 3.59 vs 2.00 ms; 20 -> 20, 8x8 (12 for 8):
+# 0.98 vs 1.13 ms.
+COMPILED_MAX_WIDENING = 1.25
+
+
+def _compiled_weight_grad(stride: Pair, out_w: int, kernel_w: int, dilation_w: int) -> bool:
+    """Whether ``compiled.conv_weight_grad`` computes this weight gradient: stride 1, rows not too much wider
+    than the output."""
+    widening = (out_w + (kernel_w - 1) * dilation_w) / out_w
+    return compiled.available() and stride == (1, 1) and widening <= COMPILED_MAX_WIDENING
+
+
+# Images per partial sum of the compiled weight gradient: enough to share the work between threads, few
+# enough partial sums to add up.
+COMPILED_CHUNK = 8
 
 
 def _weight_grad(d: np.ndarray, windows: np.ndarray, layout: str, weight_shape, stride_w: int,
