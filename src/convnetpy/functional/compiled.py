@@ -184,20 +184,56 @@ def _conv_rows(xp, weight_rows, out, kernel_h, stride_h, stride_w, dilation_h, f
     """
     OH, OW, F = out.shape[1:]
     Wp, C = xp.shape[2], xp.shape[3]
-    column = weight_rows.shape[2]
+    filters, column = weight_rows.shape[0], weight_rows.shape[2]  # filters: F rounded up to four-by-four tiles
     K = weight_rows.shape[1] * column
     rows = np.zeros((Wp, column), xp.dtype)
     flat = rows.reshape(-1)
     pixel_starts = np.arange(OW) * (stride_w * column)
-    filter_starts = np.arange(F) * K
+    filter_starts = np.arange(filters) * K
     weights = weight_rows.reshape(-1)
+    tile = np.empty((OW, filters), out.dtype)  # one output row, when F is not a multiple of four
     for n in range(first, last):
         for oh in range(OH):
             for kh in range(kernel_h):
                 rows[:, kh * C:(kh + 1) * C] = xp[n, oh * stride_h + kh * dilation_h]
-            o = out[n, oh]  # (OW, F)
+            o = out[n, oh] if filters == F else tile  # (OW, filters)
             o[:] = 0
             _dot_tiles(flat, pixel_starts, weights, filter_starts, K, o)
+            if filters != F:
+                out[n, oh] = tile[:, :F]
+
+
+def _conv_planes(xp, weight, bias, out, dilation_h, dilation_w, first, last):
+    """out[n] for n in range(first, last): the stride-1 convolution of xp (N, C, Hp, Wp), planar, with weight
+    (F, C, KH, KW), plus bias (F,). out: (N, OH, OW, F), written channels-last.
+
+    For few input channels (a grey image's one), where a receptive field is too short for dot products.
+    Read as one run, rows of Wp values, each output plane of a filter is a sum of the input planes shifted by
+    (kh, kw) and scaled by one weight each: long runs of multiply-adds that LLVM vectorises. The Wp - OW
+    values at the end of each row of the sum wrapped around from the next input row, and are dropped.
+    """
+    OH, OW, F = out.shape[1:]
+    C, KH, KW = weight.shape[1:]
+    Wp = xp.shape[3]
+    L = (OH - 1) * Wp + OW  # one run: output rows of Wp values, the last one cut to OW (it would read past the plane)
+    planes = np.empty((F, L), out.dtype)  # (F, L) the output planes of one image, rows Wp apart
+    for n in range(first, last):
+        for f in range(F):  # filter by filter: its plane stays in L1 while the KH*KW*C shifted runs are added
+            plane = planes[f]
+            plane[:] = bias[f]
+            for c in range(C):
+                x = xp[n, c].reshape(-1)  # (Hp*Wp,)
+                for kh in range(KH):
+                    for kw in range(KW):
+                        start = kh * dilation_h * Wp + kw * dilation_w
+                        shifted = x[start:start + L]
+                        w = weight[f, c, kh, kw]
+                        for i in range(L):
+                            plane[i] += w * shifted[i]
+        for oh in range(OH):
+            for ow in range(OW):
+                for f in range(F):
+                    out[n, oh, ow, f] = planes[f, oh * Wp + ow]
 
 
 def _weight_grad_rows(dout_rows, planes, starts, first, last, out):
@@ -224,7 +260,7 @@ def _compile() -> None:
 
         kernels = globals()
         fast = numba.njit(fastmath={"reassoc", "contract"}, nogil=True, cache=True, boundscheck=False)
-        for name in ("_dot4", "_dot_tiles", "_conv_rows", "_weight_grad_rows"):
+        for name in ("_dot4", "_dot_tiles", "_conv_rows", "_conv_planes", "_weight_grad_rows"):
             kernels[name] = fast(kernels[name])
         kernels["_maxpool_backward"] = numba.njit(nogil=True, cache=True)(_maxpool_backward)
         _compiled = True
@@ -260,11 +296,15 @@ def column_length(kernel_h: int, kernel_w: int, channels: int, lanes: int = 16) 
 
 
 def conv_weight_rows(weight: np.ndarray) -> np.ndarray:
-    """(F, C, KH, KW) -> (F, KW, column): each filter laid out (kw, kh, c) like ``_conv_rows``' receptive
-    fields, each column padded with zeros to ``column_length``."""
+    """(F, C, KH, KW) -> (filters, KW, column): each filter laid out (kw, kh, c) like ``_conv_rows``' receptive
+    fields, each column padded with zeros to ``column_length``, and zero filters up to a multiple of four.
+
+    Computing zeros is cheaper than the tiles left over: LeNet-5's input gradient of its second layer (F = 6)
+    measured 0.96 ms with 6 filters and 0.86 ms with 8.
+    """
     F, C, KH, KW = weight.shape
-    rows = np.zeros((F, KW, column_length(KH, KW, C)), weight.dtype)
-    rows[:, :, :KH * C] = weight.transpose(0, 3, 2, 1).reshape(F, KW, KH * C)
+    rows = np.zeros((-(-F // 4) * 4, KW, column_length(KH, KW, C)), weight.dtype)
+    rows[:F, :, :KH * C] = weight.transpose(0, 3, 2, 1).reshape(F, KW, KH * C)
     return rows
 
 
@@ -273,6 +313,15 @@ def conv_forward(xp: np.ndarray, weight_rows: np.ndarray, kernel_h: int, stride,
     """Fills out (N, OH, OW, F) for the examples ``batch`` from xp (N, Hp, Wp, C), padded channels-last."""
     _compile()
     _conv_rows(xp, weight_rows, out, kernel_h, stride[0], stride[1], dilation_h, batch.start, batch.stop)
+
+
+def conv_forward_planar(xp: np.ndarray, weight: np.ndarray, bias: np.ndarray, dilation, out: np.ndarray,
+                        batch: slice) -> None:
+    """Fills out (N, OH, OW, F) for the examples ``batch`` from xp (N, C, Hp, Wp), padded planar, weight
+    (F, C, KH, KW) and bias (F,); stride 1."""
+    _compile()
+    _conv_planes(np.ascontiguousarray(xp), np.ascontiguousarray(weight), bias, out, dilation[0], dilation[1],
+                 batch.start, batch.stop)
 
 
 def conv_weight_grad(dout: np.ndarray, xp: np.ndarray, kernel, dilation, chunk: int) -> np.ndarray:
