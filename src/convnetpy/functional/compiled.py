@@ -173,8 +173,9 @@ def _dot4(x, b, starts, length):
     return s0, s1, s2, s3
 
 
-def _conv_rows(xp, weight_rows, out, kernel_h, stride_h, stride_w, dilation_h, first, last):
-    """out[n] for n in range(first, last): the convolution of xp (N, Hp, Wp, C) with weight_rows (F, KW, column).
+def _conv_rows(xp, weight_rows, bias, out, kernel_h, stride_h, stride_w, dilation_h, first, last):
+    """out[n] for n in range(first, last): the convolution of xp (N, Hp, Wp, C) with weight_rows (F, KW, column),
+    plus bias (filters,).
 
     For each output row, the KH input rows it reads are interleaved into ``rows`` (Wp, column): input column
     w holds its KH*C values (kh, c), then zeros up to ``column`` (see ``column_length``). Output pixel ow's
@@ -197,7 +198,7 @@ def _conv_rows(xp, weight_rows, out, kernel_h, stride_h, stride_w, dilation_h, f
             for kh in range(kernel_h):
                 rows[:, kh * C:(kh + 1) * C] = xp[n, oh * stride_h + kh * dilation_h]
             o = out[n, oh] if filters == F else tile  # (OW, filters)
-            o[:] = 0
+            o[:] = bias
             _dot_tiles(flat, pixel_starts, weights, filter_starts, K, o)
             if filters != F:
                 out[n, oh] = tile[:, :F]
@@ -308,11 +309,13 @@ def conv_weight_rows(weight: np.ndarray) -> np.ndarray:
     return rows
 
 
-def conv_forward(xp: np.ndarray, weight_rows: np.ndarray, kernel_h: int, stride, dilation_h: int,
-                 out: np.ndarray, batch: slice) -> None:
-    """Fills out (N, OH, OW, F) for the examples ``batch`` from xp (N, Hp, Wp, C), padded channels-last."""
+def conv_forward(xp: np.ndarray, weight_rows: np.ndarray, bias_rows: np.ndarray, kernel_h: int, stride,
+                 dilation_h: int, out: np.ndarray, batch: slice) -> None:
+    """Fills out (N, OH, OW, F) for the examples ``batch`` from xp (N, Hp, Wp, C), padded channels-last, the
+    weights from ``conv_weight_rows`` and the bias padded like them (``bias_rows``)."""
     _compile()
-    _conv_rows(xp, weight_rows, out, kernel_h, stride[0], stride[1], dilation_h, batch.start, batch.stop)
+    _conv_rows(xp, weight_rows, bias_rows, out, kernel_h, stride[0], stride[1], dilation_h, batch.start,
+               batch.stop)
 
 
 def conv_forward_planar(xp: np.ndarray, weight: np.ndarray, bias: np.ndarray, dilation, out: np.ndarray,

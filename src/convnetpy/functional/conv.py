@@ -180,11 +180,13 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     cache = (("channels_last", windows, weight, x.shape, stride, pads, dilation, bias is not None, xp)
              if keep_cache else None)
     if _compiled_forward(C * KH * KW, dilation):
-        w_rows = compiled.conv_weight_rows(weight)  # (F, KW*KH*C)
-        out = np.empty((N, OH, OW, F), dtype=x.dtype)  # channels-last
-        over_batch(lambda b: compiled.conv_forward(xp, w_rows, KH, stride, dilation[0], out, b), N, out.size * KH)
+        w_rows = compiled.conv_weight_rows(weight)  # (filters, KW, column): F rounded up to a multiple of 4
+        b_rows = np.zeros(len(w_rows), x.dtype)  # (filters,)
         if bias is not None:
-            out += bias
+            b_rows[:F] = bias
+        out = np.empty((N, OH, OW, F), dtype=x.dtype)  # channels-last
+        over_batch(lambda b: compiled.conv_forward(xp, w_rows, b_rows, KH, stride, dilation[0], out, b), N,
+                   out.size * KH)
         return out.transpose(0, 3, 1, 2), cache  # NCHW view of channels-last memory
     w2 = _grouped_weight(weight, stride[1], g)  # (K, g*F), rows ordered like the columns
     P, K = OH * OW // g, w2.shape[0]  # im2col rows per image, row length
@@ -240,7 +242,7 @@ def _conv2d_forward_planar(x, weight, bias, stride, pads, dilation, out_hw, keep
         np.matmul(c.reshape(-1, K, P).transpose(0, 2, 1), w2.T, out=out[images])  # (P, K) @ (K, F) per image
 
     if compiled.available() and stride == (1, 1):  # adds the bias itself
-        out4, b4 = out.reshape(N, OH, OW, F), np.zeros(F, x.dtype) if bias is None else bias.astype(x.dtype)
+        out4, b4 = out.reshape(N, OH, OW, F), np.zeros(F, x.dtype) if bias is None else bias.astype(x.dtype)  # (F,)
         over_batch(lambda b: compiled.conv_forward_planar(xp, weight, b4, dilation, out4, b), N, out.size * K)
     else:
         over_chunks(run, N, _chunk_images(P * K * x.itemsize))
