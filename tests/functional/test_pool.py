@@ -82,6 +82,23 @@ def test_maxpool2d_matches_naive(seed, overlap):
     assert rel_error(dx, naive.pool2d_backward(dout, x, kernel, stride, padding, mode="max")) < TOL
 
 
+@pytest.mark.parametrize(("shape", "kernel", "padding"), [
+    ((2, 3, 8, 8), (2, 2), (0, 0)),  # windows tile the input exactly
+    ((2, 3, 9, 7), (2, 2), (0, 0)),  # a last row and column no window reaches: their gradient is zero
+    ((1, 4, 7, 10), (3, 2), (1, 1)),  # padding, and rows left over
+])
+def test_maxpool2d_tiling_windows_match_naive(shape, kernel, padding):
+    """Windows with stride = kernel (the compiled kernel's tiled case) leave no stale values where they end."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.permutation(int(np.prod(shape))).reshape(shape) + 0.25
+    out, cache = maxpool2d_forward(x, kernel, kernel, padding)
+    for _ in range(3):  # freed buffers come back from malloc full of the last call's gradients
+        dout = rng.standard_normal(out.shape)
+        dx = maxpool2d_backward(dout, cache)
+        assert rel_error(dx, naive.pool2d_backward(dout, x, kernel, kernel, padding, mode="max")) < TOL
+        del dx
+
+
 @pytest.mark.parametrize("overlap", [True, False])
 @pytest.mark.parametrize("seed", range(20))
 def test_avgpool2d_matches_naive(seed, overlap):

@@ -74,6 +74,27 @@ def _maxpool_backward(xp, out, dout, kernel_h, kernel_w, stride_h, stride_w, dxp
                             pending[c] = 0.0 if hit else pending[c]
 
 
+def _maxpool_backward_tiled(xp, out, dout, kernel_h, kernel_w, dxp):
+    """``_maxpool_backward`` for windows that tile the input (stride = kernel): every position lies in one
+    window, so dxp is written, not added to, and need not be zeroed first, except where no window reaches
+    (the caller's job). Row by row of windows: twice as fast as the general kernel on the CIFAR-10 net.
+    """
+    N, OH, OW, C = out.shape
+    pending = np.empty((OW, C), dout.dtype)  # (OW, C) gradients of one row of windows not yet routed
+    for n in range(N):
+        for oh in range(OH):
+            pending[:] = dout[n, oh]
+            o = out[n, oh]  # (OW, C)
+            for kh in range(kernel_h):
+                x_row, dx_row = xp[n, oh * kernel_h + kh], dxp[n, oh * kernel_h + kh]  # (Wp, C)
+                for kw in range(kernel_w):
+                    for ow in range(OW):
+                        for c in range(C):
+                            hit = x_row[ow * kernel_w + kw, c] == o[ow, c]
+                            dx_row[ow * kernel_w + kw, c] = pending[ow, c] if hit else 0.0
+                            pending[ow, c] = 0.0 if hit else pending[ow, c]
+
+
 # The convolution kernels below are dot products of contiguous rows, four rows against four rows at a time:
 # sixteen running sums, each of which LLVM turns into a vector of 16 lanes (AVX-512) or 8 (AVX2) over k.
 # Only reassociation (to vectorise a sum) and contraction (fused multiply-add) are allowed, so NaN and inf
@@ -263,7 +284,8 @@ def _compile() -> None:
         fast = numba.njit(fastmath={"reassoc", "contract"}, nogil=True, cache=True, boundscheck=False)
         for name in ("_dot4", "_dot_tiles", "_conv_rows", "_conv_planes", "_weight_grad_rows"):
             kernels[name] = fast(kernels[name])
-        kernels["_maxpool_backward"] = numba.njit(nogil=True, cache=True)(_maxpool_backward)
+        for name in ("_maxpool_backward", "_maxpool_backward_tiled"):
+            kernels[name] = numba.njit(nogil=True, cache=True)(kernels[name])
         _compiled = True
 
 
@@ -274,10 +296,22 @@ def _nhwc(a: np.ndarray) -> np.ndarray:
 
 def maxpool_backward(xp: np.ndarray, out: np.ndarray, dout: np.ndarray, kernel, stride, dxp: np.ndarray,
                      batch: slice) -> None:
-    """Routes dout (N, C, OH, OW) of the examples ``batch`` to each window's first maximum in dxp (N, C, Hp, Wp)."""
+    """Routes dout (N, C, OH, OW) of the examples ``batch`` to each window's first maximum in dxp (N, C, Hp, Wp).
+
+    dxp must hold zeros where no window reaches, and everywhere unless the windows tile the input
+    (``tiles(kernel, stride)``).
+    """
     _compile()
-    _maxpool_backward(_nhwc(xp[batch]), _nhwc(out[batch]), _nhwc(dout[batch]), kernel[0], kernel[1], stride[0],
-                      stride[1], _nhwc(dxp[batch]))
+    xp, out, dout, dxp = _nhwc(xp[batch]), _nhwc(out[batch]), _nhwc(dout[batch]), _nhwc(dxp[batch])
+    if tiles(kernel, stride):
+        _maxpool_backward_tiled(xp, out, dout, kernel[0], kernel[1], dxp)
+    else:
+        _maxpool_backward(xp, out, dout, kernel[0], kernel[1], stride[0], stride[1], dxp)
+
+
+def tiles(kernel, stride) -> bool:
+    """Whether pooling windows tile the input: no overlap, no gaps."""
+    return tuple(kernel) == tuple(stride)
 
 
 def column_length(kernel_h: int, kernel_w: int, channels: int, lanes: int = 16) -> int:

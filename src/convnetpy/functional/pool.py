@@ -71,10 +71,16 @@ def maxpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dout: (N, C, OH, OW) -> dx (N, C, H, W): each gradient goes to its window's first maximum."""
     xp, out, (N, C, H, W), kernel, stride, padding = cache
     ph, pw = padding
-    dxp = np.zeros_like(xp)  # same memory layout as the input
     if compiled.available():  # one compiled pass (see functional.compiled)
+        if compiled.tiles(kernel, stride):  # the kernel writes every position a window covers
+            dxp = np.empty_like(xp)  # same memory layout as the input
+            dxp[:, :, out.shape[2] * kernel[0]:] = 0
+            dxp[:, :, :, out.shape[3] * kernel[1]:] = 0
+        else:
+            dxp = np.zeros_like(xp)
         over_batch(lambda b: compiled.maxpool_backward(xp, out, dout, kernel, stride, dxp, b), N, xp.size)
         return dxp[:, :, ph:ph + H, pw:pw + W]
+    dxp = np.zeros_like(xp)  # same memory layout as the input
     pending = np.empty_like(out)  # gradient not yet routed, in the output's memory layout;
     overlap = stride[0] < kernel[0] or stride[1] < kernel[1]
     slices = list(_slices(kernel, stride, out.shape[2:]))
