@@ -2,15 +2,22 @@
 
     python benchmarks/memory.py                       # cifar10net and lenet5, batches 64 and 128
     python benchmarks/memory.py --models cifar10net --batches 64
+    python benchmarks/memory.py --numpy-only          # convnetpy without Numba's compiler and code
 
 Method: each (library, model, batch) runs in a fresh Python process. It builds the net (PyTorch: the twin
 with our weights) and one random float32 batch, reads its resident set size (VmRSS), resets the kernel's
 high-water mark (``echo 5 > /proc/self/clear_refs``), runs training steps (forward, softmax cross-entropy,
-backward, SGD-momentum step) and reads the high-water mark (VmHWM). The figure is VmHWM - VmRSS over five
-steps from a fresh net: everything training needs on top of the net and the batch, including buffers kept
-between steps (our im2col workspaces, PyTorch's allocator caches) and code loaded lazily on first use
-(oneDNN's kernels; Numba's compiled pooling). (A later step alone adds almost nothing to the high-water mark
-for either library: freed memory is reused, so it says little.) Linux only.
+backward, SGD-momentum step) and reads the high-water mark (VmHWM). Two figures:
+
+- VmHWM - VmRSS over five steps from a fresh net: everything training needs on top of the net and the batch,
+  including buffers kept between steps (our workspaces, PyTorch's allocator caches) and code loaded lazily on
+  first use (oneDNN's kernels; Numba with its compiler and our compiled kernels, about 130 MB).
+- VmHWM itself: the whole process's peak, the libraries included (PyTorch loads its own on import). This is
+  what a training process needs from the machine. Both processes import NumPy and convnetpy; only one
+  imports PyTorch.
+
+(A later step alone adds almost nothing to the high-water mark for either library: freed memory is reused, so
+it says little.) Linux only.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 sys.path.insert(0, {bench!r})
 import convnetpy
 from convnetpy.models import MODELS
+from convnetpy.functional import compiled
 from convnetpy.functional.parallel import set_num_threads
 from threadpoolctl import threadpool_limits
 
@@ -57,6 +65,8 @@ if library == "torch":
 else:
     from convnetpy.optim import SGD
     set_num_threads(threads)
+    if {numpy_only}:
+        compiled.use_compiled(False)
     opt = SGD(net.params(), lr=0.001, momentum=0.9)
     def step():
         net.backprop(x, y)
@@ -71,14 +81,15 @@ def peak_above_rss(steps):
 
 with threadpool_limits(threads):
     cold = peak_above_rss(5)
-print(json.dumps({{"cold": cold}}))
+print(json.dumps({{"cold": cold, "process": status("VmHWM")}}))
 """
 
 
-def measure(library: str, model: str, batch: int, threads: int) -> dict:
-    """{"cold": bytes above the net and batch over five steps (see the module docstring)}, in a fresh process."""
+def measure(library: str, model: str, batch: int, threads: int, numpy_only: bool = False) -> dict:
+    """{"cold": bytes above the net and batch over five steps, "process": the process's peak resident memory}
+    (see the module docstring), in a fresh process."""
     code = CHILD.format(bench=str(Path(__file__).parent), library=library, model=model, batch=batch,
-                        threads=threads)
+                        threads=threads, numpy_only=numpy_only)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -88,15 +99,21 @@ def main(argv=None) -> None:
     parser.add_argument("--models", nargs="+", default=["cifar10net", "lenet5"])
     parser.add_argument("--batches", nargs="+", type=int, default=[64, 128])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--numpy-only", action="store_true",
+                        help="convnetpy without its compiled (Numba) kernels: no compiler or compiled code loaded")
     args = parser.parse_args(argv)
-    print(f"peak memory of 5 training steps above the net and batch (VmHWM - VmRSS), {args.threads} threads")
-    print(f"{'model':<11} {'batch':>5} | {'ours MB':>8} {'torch MB':>9} {'ratio':>6}")
+    print(f"peak memory of 5 training steps, {args.threads} threads: above the net and batch (VmHWM - VmRSS), "
+          "and the whole process's peak (VmHWM)")
+    print(f"{'model':<11} {'batch':>5} | {'ours MB':>8} {'torch MB':>9} {'ratio':>6} | "
+          f"{'process: ours':>13} {'torch':>7} {'ratio':>6}")
     for model in args.models:
         for batch in args.batches:
-            ours = measure("convnetpy", model, batch, args.threads)
+            ours = measure("convnetpy", model, batch, args.threads, args.numpy_only)
             theirs = measure("torch", model, batch, args.threads)
             a, b = ours["cold"], theirs["cold"]
-            print(f"{model:<11} {batch:>5} | {a / 1e6:>8.1f} {b / 1e6:>9.1f} {a / max(b, 1):>6.2f}", flush=True)
+            pa, pb = ours["process"], theirs["process"]
+            print(f"{model:<11} {batch:>5} | {a / 1e6:>8.1f} {b / 1e6:>9.1f} {a / max(b, 1):>6.2f} | "
+                  f"{pa / 1e6:>13.1f} {pb / 1e6:>7.1f} {pa / max(pb, 1):>6.2f}", flush=True)
     print("ratio = ours / PyTorch (lower is better)")
 
 
