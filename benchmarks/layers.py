@@ -1,11 +1,13 @@
 """Where a training step's time goes: median milliseconds per layer, forward and backward, and GFLOP/s.
 
     python benchmarks/layers.py --model cifar10net --batch 64 --threads 1
+    python benchmarks/layers.py --model cifar10net --batch 64 --threads 1 --numpy-only   # im2col and BLAS
 
 Layers run in the order ``Net`` runs them (a ReLU followed by max pooling runs after the pool). Each weighted
 layer's rate counts 2 FLOPs per multiply-add: forward 1x, backward 2x its multiply-adds (weight gradient and
 input gradient; the first layer computes no input gradient). The machine's peak is estimated by a large
-float32 matmul on the same threads, the best BLAS can do here.
+float32 matmul on the same threads, the best BLAS can do here (the compiled kernels are not BLAS and can
+pass it: OpenBLAS may be pinned to older kernels, see ``OPENBLAS_CORETYPE`` in the README).
 """
 
 from __future__ import annotations
@@ -95,14 +97,15 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None, help="default: all CPUs")
-    parser.add_argument("--compiled", action="store_true", help="use the compiled (Numba) kernels, off by default")
+    parser.add_argument("--numpy-only", action="store_true",
+                        help="switch off the compiled (Numba) kernels, which are on wherever Numba is installed")
     parser.add_argument("--keep-freed-memory", action="store_true",
                         help="tune malloc as the convnetpy command does (convnetpy.allocator): no page faults")
     args = parser.parse_args()
     if args.keep_freed_memory:
         keep_freed_memory()
-    if args.compiled:
-        compiled.use_compiled(True)
+    if args.numpy_only:
+        compiled.use_compiled(False)
     if args.threads:
         set_num_threads(args.threads)
     with threadpool_limits(args.threads):
