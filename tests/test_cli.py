@@ -196,14 +196,14 @@ def test_ctrl_c_saves_exits_130_and_resumes_exactly(env, tmp_path, capsys, monke
 
 def test_nan_loss_exits_1_with_one_line_and_keeps_the_last_good_checkpoint(env, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    real_loss, calls = Net.loss, []
+    real_step, calls = Net.train_step, []
 
-    def loss(self, scores, targets):
+    def train_step(self, x, targets):  # the trainer's one call per step (a sharded batch calls Net.loss per shard)
         calls.append(1)
-        value, dscores = real_loss(self, scores, targets)
-        return (math.nan if len(calls) == STEPS_PER_EPOCH + 2 else value), dscores
+        value, scores = real_step(self, x, targets)
+        return (math.nan if len(calls) == STEPS_PER_EPOCH + 2 else value), scores
 
-    monkeypatch.setattr(Net, "loss", loss)
+    monkeypatch.setattr(Net, "train_step", train_step)
     code, stdout, err = run_main(train_argv(env, out, "--epochs", "3"), capsys)
     assert code == 1
     last = assert_one_error_line(err)

@@ -123,3 +123,47 @@ def test_grads_are_written_not_accumulated(restore):
     net.backward(dscores)
     for g, g1 in zip(net.params(), first):
         assert np.array_equal(g.grad, g1)
+
+
+def _train_step(model, n_shards: int, n_threads: int, head_specs=None, batch: int = 70, dtype=np.float32):
+    """Loss, scores and parameter gradients of Net.train_step, the trainer's fused step."""
+    shards.SHARDS = n_shards
+    parallel.set_num_threads(n_threads)
+    specs = model() if head_specs is None else model()[:-1] + head_specs
+    net = convnetpy.Net(specs, seed=0, dtype=dtype)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((batch, *net.input_shape)).astype(dtype)
+    y = rng.standard_normal((batch, 10)).astype(dtype) if net.head == "regression" else rng.integers(0, 10, batch)
+    loss, scores = net.train_step(x, y)
+    return loss, scores, [p.grad.copy() for p in net.params()], (net, x, y)
+
+
+@pytest.mark.parametrize("model", [cifar10net, lenet5])
+@pytest.mark.parametrize("head", [None, [{"type": "svm", "classes": 10}], [{"type": "regression", "outputs": 10}]])
+def test_fused_train_step_computes_the_separate_passes(restore, model, head):
+    """Each shard's forward, loss and backward in one task: the same loss, scores and gradients as forward,
+    loss and backward over the whole batch, and bitwise the same on any number of threads."""
+    loss, scores, grads, (net, x, y) = _train_step(model, 3, 2, head, dtype=np.float64)
+    shards.SHARDS = 1
+    expected_scores = net.forward(x, training=True)
+    expected_loss, dscores = net.loss(expected_scores, y)
+    net.backward(dscores)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-10, atol=1e-12)
+    for g, p in zip(grads, net.params()):
+        np.testing.assert_allclose(g, p.grad, rtol=1e-10, atol=1e-14)
+    for n_threads in (1, 3):
+        other = _train_step(model, 3, n_threads, head)
+        first = _train_step(model, 3, 2, head)
+        assert other[0] == first[0] and np.array_equal(other[1], first[1])
+        assert all(np.array_equal(a, b) for a, b in zip(other[2], first[2]))
+
+
+def test_fused_train_step_reports_bad_targets_for_the_whole_batch(restore):
+    shards.SHARDS = 2
+    net = convnetpy.Net(lenet5(), seed=0)
+    x = np.zeros((64, *net.input_shape), np.float32)
+    with pytest.raises(convnetpy.ShapeError, match="labels must be 64 integers"):
+        net.train_step(x, np.zeros(63, np.int64))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\]"):
+        net.train_step(x, np.full(64, 10))

@@ -180,9 +180,27 @@ class Net:
 
     def backprop(self, x: np.ndarray, targets: np.ndarray) -> float:
         """One training pass: forward (training mode), the head's loss, backward. Returns the loss."""
-        loss, dscores = self.loss(self.forward(x, training=True), targets)
-        self.backward(dscores)
-        return loss
+        return self.train_step(x, targets)[0]
+
+    def train_step(self, x: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+        """``backprop`` that also returns the scores (N, *output_shape), e.g. to count correct predictions.
+
+        A batch cut into shards runs each shard's forward pass, loss (``Net.loss``, once per shard) and backward
+        pass as one task, so the threads meet once per step instead of twice: 0.5-4% of a step on two threads
+        (both nets, batch 32 and 64, alternating with the separate passes in one process).
+        """
+        self._check_input(x)
+        shards = shard_slices(len(x), self.layers)
+        if shards is None or self.head is None or np.shape(targets)[:1] != (len(x),):  # the loss names bad targets
+            scores = self.forward(x, training=True)
+            loss, dscores = self.loss(scores, targets)
+            self.backward(dscores)
+            return loss, scores
+        x = x.astype(self.dtype, copy=False)
+        self._sharded = None  # nothing is left for a separate backward()
+        with single_threaded_blas():
+            sharded = ShardedPass(self._replicas.make(self.layers, len(shards)), shards, self._order)
+            return sharded.train(x, np.asarray(targets), self.loss, self.layers)
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, K) of a softmax head, computed in inference mode, batch by batch."""

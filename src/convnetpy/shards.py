@@ -100,9 +100,36 @@ class ShardedPass:
             dxs[s] = backward_through(self.replicas[s], self.order, dscores[self.shards[s]], input_grad)
 
         run_tasks([lambda s=s: run(s) for s in range(len(self.shards))])
+        self._sum_grads(layers)
+        return np.concatenate(dxs) if input_grad else None
+
+    def train(self, x: np.ndarray, targets: np.ndarray, loss_fn, layers: list[Layer]) -> tuple[float, np.ndarray]:
+        """Each shard's forward pass, loss and backward pass as one task, so the threads meet once, not twice.
+
+        ``loss_fn(scores, targets) -> (mean loss, its gradient)``. Each shard's loss and gradient are scaled by
+        its share of the batch, so that they add up to the whole batch's mean and its gradient; ``layers`` get
+        the shards' gradients summed in order. Returns the batch's loss and scores (N, ...).
+        """
+        scores: list = [None] * len(self.shards)
+        losses = [0.0] * len(self.shards)
+
+        def run(s: int) -> None:
+            rows = self.shards[s]
+            share = (rows.stop - rows.start) / len(x)
+            scores[s] = forward_through(self.replicas[s], self.order, x[rows], training=True)
+            loss, dscores = loss_fn(scores[s], targets[rows])
+            dscores *= share
+            backward_through(self.replicas[s], self.order, dscores, input_grad=False)
+            losses[s] = loss * share
+
+        run_tasks([lambda s=s: run(s) for s in range(len(self.shards))])
+        self._sum_grads(layers)
+        return float(sum(losses)), np.concatenate(scores)
+
+    def _sum_grads(self, layers: list[Layer]) -> None:
+        """Each layer's gradients: the sum of its replicas', in shard order."""
         for i, layer in enumerate(layers):
             for key, grad in layer.grads.items():
                 np.copyto(grad, self.replicas[0][i].grads[key])
                 for replicas in self.replicas[1:]:
                     grad += replicas[i].grads[key]
-        return np.concatenate(dxs) if input_grad else None

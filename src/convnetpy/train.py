@@ -246,18 +246,22 @@ class Trainer:
             self.optimizer.lr = lr
             # Overflow is reported below as TrainingDiverged, one clear error instead of NumPy warnings before it.
             with np.errstate(over="ignore", invalid="ignore"):
-                scores = self.net.forward(x, training=True)
-                loss, dscores = self.net.loss(scores, y)
-                hits = int((scores.argmax(axis=1) == y).sum())
-                if self.parallel is not None:  # the whole batch's loss and hits; dscores scaled to this share
+                if self.parallel is None:  # one call: a sharded batch's threads meet once per step (Net.train_step)
+                    loss, scores = self.net.train_step(x, y)
+                    hits = int((scores.argmax(axis=1) == y).sum())
+                else:
+                    scores = self.net.forward(x, training=True)
+                    loss, dscores = self.net.loss(scores, y)
+                    hits = int((scores.argmax(axis=1) == y).sum())
+                    # the whole batch's loss and hits; dscores scaled to this share
                     loss, hits = self.parallel.combine_loss(loss, dscores, hits)
-                if not math.isfinite(loss):
+                if not math.isfinite(loss):  # before the optimizer step: the weights stay as they were
                     raise TrainingDiverged(
                         f"the loss became {loss} at epoch {s.epoch + 1}, step {s.step + 1} (lr {lr:g}): training "
                         "stopped; lower the learning rate. The last good checkpoint is kept.")
-                self.net.backward(dscores)
-                if self.parallel is not None:  # the shares' sum over ranks: the whole batch's gradient
-                    self.parallel.allreduce_grads()
+                if self.parallel is not None:
+                    self.net.backward(dscores)
+                    self.parallel.allreduce_grads()  # the shares' sum over ranks: the whole batch's gradient
                 self.optimizer.step()
             # An overflowing update can leave the loss finite until the next step; catch it before any checkpoint.
             bad = next((p.name for p in self.optimizer.params if not np.isfinite(p.value).all()), None)
