@@ -14,6 +14,10 @@ output is channels-last like the other path's.
 
 1D convolution is the same kernel with H = 1 (see ``conv1d_*``).
 
+Where Numba is installed, the compiled kernels of ``functional.compiled`` take the passes they do faster
+(``_compiled_forward``, ``_compiled_weight_grad``): dot products over contiguous runs, no im2col, compiled for
+the CPU at hand. The NumPy kernels here stay the fallback, and the tests run both.
+
 Output size per spatial axis (PyTorch's formula, with explicit before/after padding):
     out = (in + pad_before + pad_after - dilation * (kernel - 1) - 1) // stride + 1
 """
