@@ -248,12 +248,11 @@ class Trainer:
             with np.errstate(over="ignore", invalid="ignore"):
                 if self.parallel is None:  # one call: a sharded batch's threads meet once per step (Net.train_step)
                     loss, scores = self.net.train_step(x, y)
-                    hits = int((scores.argmax(axis=1) == y).sum())
                 else:
                     scores = self.net.forward(x, training=True)
                     loss, dscores = self.net.loss(scores, y)
-                    hits = int((scores.argmax(axis=1) == y).sum())
-                    # the whole batch's loss and hits; dscores scaled to this share
+                hits = int((scores.argmax(axis=1) == y).sum())
+                if self.parallel is not None:  # the whole batch's loss and hits; dscores scaled to this share
                     loss, hits = self.parallel.combine_loss(loss, dscores, hits)
                 if not math.isfinite(loss):  # before the optimizer step: the weights stay as they were
                     raise TrainingDiverged(
