@@ -16,6 +16,10 @@ backward, SGD-momentum step) and reads the high-water mark (VmHWM). Two figures:
   what a training process needs from the machine. Both processes import NumPy and convnetpy; only one
   imports PyTorch.
 
+With more than one thread convnetpy trains with helper processes (``convnetpy.processes``), which the steps
+start: each helper's own peak (VmHWM) is added to both figures, and shown on its own. ``--threads-only``
+measures convnetpy without them.
+
 (A later step alone adds almost nothing to the high-water mark for either library: freed memory is reused, so
 it says little.) Linux only.
 """
@@ -40,8 +44,8 @@ from threadpoolctl import threadpool_limits
 
 library, model, batch, threads = {library!r}, {model!r}, {batch}, {threads}
 
-def status(key):
-    for line in open("/proc/self/status"):
+def status(key, pid="self"):
+    for line in open(f"/proc/{{pid}}/status"):
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024  # kB -> bytes
     raise KeyError(key)
@@ -67,6 +71,9 @@ else:
     set_num_threads(threads)
     if {numpy_only}:
         compiled.use_compiled(False)
+    if {threads_only}:
+        from convnetpy import processes
+        processes.use_processes(False)
     opt = SGD(net.params(), lr=0.001, momentum=0.9)
     def step():
         net.backprop(x, y)
@@ -81,15 +88,19 @@ def peak_above_rss(steps):
 
 with threadpool_limits(threads):
     cold = peak_above_rss(5)
-print(json.dumps({{"cold": cold, "process": status("VmHWM")}}))
+from convnetpy import processes
+helpers = sum(status("VmHWM", h.process.pid) for h in processes._helpers)  # started by these steps
+print(json.dumps({{"cold": cold + helpers, "process": status("VmHWM") + helpers, "helpers": helpers}}))
 """
 
 
-def measure(library: str, model: str, batch: int, threads: int, numpy_only: bool = False) -> dict:
-    """{"cold": bytes above the net and batch over five steps, "process": the process's peak resident memory}
-    (see the module docstring), in a fresh process."""
+def measure(library: str, model: str, batch: int, threads: int, numpy_only: bool = False,
+            threads_only: bool = False) -> dict:
+    """{"cold": bytes above the net and batch over five steps, "process": the process's peak resident memory,
+    "helpers": the part of both that is convnetpy's helper processes} (see the module docstring), in a fresh
+    process."""
     code = CHILD.format(bench=str(Path(__file__).parent), library=library, model=model, batch=batch,
-                        threads=threads, numpy_only=numpy_only)
+                        threads=threads, numpy_only=numpy_only, threads_only=threads_only)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -101,19 +112,22 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--numpy-only", action="store_true",
                         help="convnetpy without its compiled (Numba) kernels: no compiler or compiled code loaded")
+    parser.add_argument("--threads-only", action="store_true",
+                        help="convnetpy without helper processes (convnetpy.processes): its shards on threads")
     args = parser.parse_args(argv)
     print(f"peak memory of 5 training steps, {args.threads} threads: above the net and batch (VmHWM - VmRSS), "
           "and the whole process's peak (VmHWM)")
     print(f"{'model':<11} {'batch':>5} | {'ours MB':>8} {'torch MB':>9} {'ratio':>6} | "
-          f"{'process: ours':>13} {'torch':>7} {'ratio':>6}")
+          f"{'process: ours':>13} {'torch':>7} {'ratio':>6} | {'of ours, helpers':>16}")
     for model in args.models:
         for batch in args.batches:
-            ours = measure("convnetpy", model, batch, args.threads, args.numpy_only)
+            ours = measure("convnetpy", model, batch, args.threads, args.numpy_only, args.threads_only)
             theirs = measure("torch", model, batch, args.threads)
             a, b = ours["cold"], theirs["cold"]
             pa, pb = ours["process"], theirs["process"]
             print(f"{model:<11} {batch:>5} | {a / 1e6:>8.1f} {b / 1e6:>9.1f} {a / max(b, 1):>6.2f} | "
-                  f"{pa / 1e6:>13.1f} {pb / 1e6:>7.1f} {pa / max(pb, 1):>6.2f}", flush=True)
+                  f"{pa / 1e6:>13.1f} {pb / 1e6:>7.1f} {pa / max(pb, 1):>6.2f} | "
+                  f"{ours['helpers'] / 1e6:>16.1f}", flush=True)
     print("ratio = ours / PyTorch (lower is better)")
 
 

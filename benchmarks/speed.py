@@ -75,7 +75,9 @@ def measure(model: str, batch: int, rounds: int, seconds: float) -> dict:
 
     result = {}
     for kind, ours, theirs in (("train", ours_train, torch_train), ("infer", ours_infer, torch_infer)):
-        # Warm up, then size each timed block to about `seconds`.
+        # Warm up (convnetpy's first training step starts its helper processes), then size each timed block
+        # to about `seconds`.
+        time_steps(ours, 3), time_steps(theirs, 3)
         per_step = max(time_steps(ours, 3), time_steps(theirs, 3), 1e-5)
         n = max(1, int(seconds / per_step))
         ours_times, torch_times = [], []

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import processes
 from . import specs as specs_mod
 from .errors import ShapeError, SpecError
-from .functional.parallel import single_threaded_blas
+from .functional.parallel import get_num_threads, single_threaded_blas
 from .layers import Dense, Layer, MaxPool1D, MaxPool2D, ReLU
 from .losses import HEAD_LOSSES, softmax
 from .shape_debugger import is_ragged
@@ -187,7 +188,9 @@ class Net:
 
         A batch cut into shards runs each shard's forward pass, loss (``Net.loss``, once per shard) and backward
         pass as one task, so the threads meet once per step instead of twice: 0.5-4% of a step on two threads
-        (both nets, batch 32 and 64, alternating with the separate passes in one process).
+        (both nets, batch 32 and 64, alternating with the separate passes in one process). With more than one
+        thread set, helper processes run all shards but this thread's (``convnetpy.processes``): the same
+        numbers, without sharing one GIL.
         """
         self._check_input(x)
         shards = shard_slices(len(x), self.layers)
@@ -198,9 +201,12 @@ class Net:
             return loss, scores
         x = x.astype(self.dtype, copy=False)
         self._sharded = None  # nothing is left for a separate backward()
-        with single_threaded_blas():
+        helpers = min(get_num_threads(), len(shards)) - 1  # one helper process per thread but this one
+        if type(self).loss is not Net.loss or not processes.usable(self.layers, self.head):
+            helpers = 0  # threads only
+        with single_threaded_blas(), processes.borrowed(helpers) as helpers:
             sharded = ShardedPass(self._replicas.make(self.layers, len(shards)), shards, self._order)
-            return sharded.train(x, np.asarray(targets), self.loss, self.layers)
+            return sharded.train(x, np.asarray(targets), self.loss, self.layers, helpers, self.head)
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, K) of a softmax head, computed in inference mode, batch by batch."""

@@ -11,13 +11,16 @@ machine (``SHARDS``), not on the number of threads, and the shards' gradients ar
 a net computes bitwise the same on any number of threads. Nets with a layer whose training pass couples the
 examples of a batch (BatchNorm) or draws random numbers (Dropout) keep the batch whole: see
 ``Layer.shardable``.
+
+Threads still share the interpreter's lock between kernels, which costs small nets most: a training step
+(``ShardedPass.train``) hands its shards to helper processes instead where it can (``convnetpy.processes``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .functional.parallel import available_cpus, run_tasks
+from .functional.parallel import available_cpus, on_this_thread, run_tasks, task_groups
 from .layers import Layer
 
 # A batch is cut into one shard per CPU of the machine, of at least MIN_SHARD_IMAGES images each. The count
@@ -50,6 +53,17 @@ def backward_through(layers: list[Layer], order: list[int], d: np.ndarray, input
     for step, i in enumerate(reversed(order)):
         d = layers[i].backward(d, input_grad=input_grad or step < len(order) - 1)
     return d
+
+
+def train_shard(layers: list[Layer], order: list[int], x: np.ndarray, targets: np.ndarray, share: float,
+                loss_fn) -> tuple[float, np.ndarray]:
+    """One shard's forward pass, loss and backward pass; its loss and gradients are scaled by ``share``, its
+    part of the batch. Returns the scaled loss and the shard's scores."""
+    scores = forward_through(layers, order, x, training=True)
+    loss, dscores = loss_fn(scores, targets)
+    dscores *= share
+    backward_through(layers, order, dscores, input_grad=False)
+    return loss * share, scores
 
 
 class Replicas:
@@ -103,33 +117,58 @@ class ShardedPass:
         self._sum_grads(layers)
         return np.concatenate(dxs) if input_grad else None
 
-    def train(self, x: np.ndarray, targets: np.ndarray, loss_fn, layers: list[Layer]) -> tuple[float, np.ndarray]:
+    def train(self, x: np.ndarray, targets: np.ndarray, loss_fn, layers: list[Layer],
+              helpers: list | None = None, head: str | None = None) -> tuple[float, np.ndarray]:
         """Each shard's forward pass, loss and backward pass as one task, so the threads meet once, not twice.
 
         ``loss_fn(scores, targets) -> (mean loss, its gradient)``. Each shard's loss and gradient are scaled by
         its share of the batch, so that they add up to the whole batch's mean and its gradient; ``layers`` get
         the shards' gradients summed in order. Returns the batch's loss and scores (N, ...).
+
+        With ``helpers`` (``convnetpy.processes``, one per thread but this one; ``head`` names the loss they
+        use), this thread runs the first group of shards and each helper process one of the others.
         """
         scores: list = [None] * len(self.shards)
         losses = [0.0] * len(self.shards)
+        grads: list = [None] * len(self.shards)  # a helper's shards: their gradients, in layout order
 
         def run(s: int) -> None:
             rows = self.shards[s]
-            share = (rows.stop - rows.start) / len(x)
-            scores[s] = forward_through(self.replicas[s], self.order, x[rows], training=True)
-            loss, dscores = loss_fn(scores[s], targets[rows])
-            dscores *= share
-            backward_through(self.replicas[s], self.order, dscores, input_grad=False)
-            losses[s] = loss * share
+            losses[s], scores[s] = train_shard(self.replicas[s], self.order, x[rows], targets[rows],
+                                               (rows.stop - rows.start) / len(x), loss_fn)
 
-        run_tasks([lambda s=s: run(s) for s in range(len(self.shards))])
-        self._sum_grads(layers)
+        if helpers:
+            groups = task_groups(len(self.shards), len(helpers) + 1)
+            for helper, group in zip(helpers, groups[1:]):
+                helper.submit(layers, self.order, head, x, targets, [self.shards[s] for s in group])
+            with on_this_thread():  # the other cores run the helpers
+                for s in groups[0]:
+                    run(s)
+            for helper, group in zip(helpers, groups[1:]):
+                results = helper.result()  # None: the helper stopped, this thread runs its shards instead
+                for k, s in enumerate(group):
+                    if results is None:
+                        run(s)
+                    else:
+                        losses[s], grads[s], scores[s] = results[0][k], results[1][k], results[2][k]
+        else:
+            run_tasks([lambda s=s: run(s) for s in range(len(self.shards))])
+        self._sum_grads(layers, grads)
         return float(sum(losses)), np.concatenate(scores)
 
-    def _sum_grads(self, layers: list[Layer]) -> None:
-        """Each layer's gradients: the sum of its replicas', in shard order."""
+    def _sum_grads(self, layers: list[Layer], remote: list | None = None) -> None:
+        """Each layer's gradients: the sum of its replicas', in shard order.
+
+        ``remote[s]``, where given, holds shard s's gradients as a helper process computed them: one array
+        per parameter, layer by layer.
+        """
+        sources = [[replica.grads for replica in shard] for shard in self.replicas]
+        for s, flat in enumerate(remote or []):
+            if flat is not None:
+                arrays = iter(flat)
+                sources[s] = [{key: next(arrays) for key in layer.params} for layer in layers]
         for i, layer in enumerate(layers):
             for key, grad in layer.grads.items():
-                np.copyto(grad, self.replicas[0][i].grads[key])
-                for replicas in self.replicas[1:]:
-                    grad += replicas[i].grads[key]
+                np.copyto(grad, sources[0][i][key])
+                for shard in sources[1:]:
+                    grad += shard[i][key]

@@ -88,19 +88,30 @@ def run_tasks(tasks: list[Callable[[], object]]) -> None:
         for task in tasks:
             task()
         return
-    groups = _num_threads
-    bounds = [len(tasks) * i // groups for i in range(groups + 1)]
-
-    def run_group(a: int, b: int) -> None:
-        _local.inside_task = True
-        try:
-            for task in tasks[a:b]:
-                task()
-        finally:
-            _local.inside_task = False
+    def run_group(group: range) -> None:
+        with on_this_thread():
+            for i in group:
+                tasks[i]()
 
     with single_threaded_blas():
-        _run([lambda a=a, b=b: run_group(a, b) for a, b in zip(bounds[:-1], bounds[1:])])
+        _run([lambda g=g: run_group(g) for g in task_groups(len(tasks), _num_threads)])
+
+
+def task_groups(n: int, groups: int) -> list[range]:
+    """range(n) cut into ``groups`` contiguous groups, as even as they go."""
+    bounds = [n * i // groups for i in range(groups + 1)]
+    return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@contextmanager
+def on_this_thread():
+    """A context in which kernels run on the calling thread alone, as inside one of ``run_tasks``' tasks."""
+    before = _inside_task()
+    _local.inside_task = True
+    try:
+        yield
+    finally:
+        _local.inside_task = before
 
 
 def _inside_task() -> bool:
