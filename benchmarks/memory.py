@@ -17,8 +17,11 @@ backward, SGD-momentum step) and reads the high-water mark (VmHWM). Two figures:
   imports PyTorch.
 
 With more than one thread convnetpy trains with helper processes (``convnetpy.processes``), which the steps
-start: each helper's own peak (VmHWM) is added to both figures, and shown on its own. ``--threads-only``
-measures convnetpy without them.
+start: each helper's own peak (VmHWM) is added to both figures, and shown on its own. That counts twice the
+pages of shared libraries (NumPy, LLVM) that both processes map from the same files, so a third figure is
+what the processes hold after the steps, shared pages split between them (the sum of their PSS, from
+/proc/PID/smaps_rollup); for PyTorch's one process it is about its resident memory. ``--threads-only``
+measures convnetpy without helpers.
 
 (A later step alone adds almost nothing to the high-water mark for either library: freed memory is reused, so
 it says little.) Linux only.
@@ -89,8 +92,17 @@ def peak_above_rss(steps):
 with threadpool_limits(threads):
     cold = peak_above_rss(5)
 from convnetpy import processes
-helpers = sum(status("VmHWM", h.process.pid) for h in processes._helpers)  # started by these steps
-print(json.dumps({{"cold": cold + helpers, "process": status("VmHWM") + helpers, "helpers": helpers}}))
+pids = [h.process.pid for h in processes._helpers]  # helpers these steps started
+helpers = sum(status("VmHWM", pid) for pid in pids)
+
+def pss(pid):  # resident memory with pages shared by several processes split between them
+    for line in open(f"/proc/{{pid}}/smaps_rollup"):
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    raise KeyError("Pss")
+
+print(json.dumps({{"cold": cold + helpers, "process": status("VmHWM") + helpers, "helpers": helpers,
+                  "pss": sum(pss(pid) for pid in ["self", *pids])}}))
 """
 
 
@@ -118,7 +130,8 @@ def main(argv=None) -> None:
     print(f"peak memory of 5 training steps, {args.threads} threads: above the net and batch (VmHWM - VmRSS), "
           "and the whole process's peak (VmHWM)")
     print(f"{'model':<11} {'batch':>5} | {'ours MB':>8} {'torch MB':>9} {'ratio':>6} | "
-          f"{'process: ours':>13} {'torch':>7} {'ratio':>6} | {'of ours, helpers':>16}")
+          f"{'process: ours':>13} {'torch':>7} {'ratio':>6} | {'of ours, helpers':>16} | "
+          f"{'PSS: ours':>9} {'torch':>7} {'ratio':>6}")
     for model in args.models:
         for batch in args.batches:
             ours = measure("convnetpy", model, batch, args.threads, args.numpy_only, args.threads_only)
@@ -127,7 +140,8 @@ def main(argv=None) -> None:
             pa, pb = ours["process"], theirs["process"]
             print(f"{model:<11} {batch:>5} | {a / 1e6:>8.1f} {b / 1e6:>9.1f} {a / max(b, 1):>6.2f} | "
                   f"{pa / 1e6:>13.1f} {pb / 1e6:>7.1f} {pa / max(pb, 1):>6.2f} | "
-                  f"{ours['helpers'] / 1e6:>16.1f}", flush=True)
+                  f"{ours['helpers'] / 1e6:>16.1f} | {ours['pss'] / 1e6:>9.1f} {theirs['pss'] / 1e6:>7.1f} "
+                  f"{ours['pss'] / max(theirs['pss'], 1):>6.2f}", flush=True)
     print("ratio = ours / PyTorch (lower is better)")
 
 
