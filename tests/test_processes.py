@@ -187,6 +187,22 @@ def test_a_helper_that_cannot_start_switches_helpers_off(two_threads, monkeypatc
     assert net.train_step(x, y)[0] == loss
 
 
+def test_no_process_to_be_had_switches_helpers_off(two_threads, monkeypatch):
+    processes.close_helpers()
+
+    def no_process(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(processes.subprocess, "Popen", no_process)
+    net = convnetpy.Net(lenet5(), seed=0)
+    x, y = _batch(net, 64)
+    with pytest.warns(RuntimeWarning, match="cannot start a helper process.*Resource temporarily"):
+        loss, _ = net.train_step(x, y)
+    assert not processes.processes_enabled()
+    processes.use_processes(False)
+    assert net.train_step(x, y)[0] == loss
+
+
 def test_nets_helpers_cannot_rebuild_run_on_threads(two_threads):
     class MyReLU(ReLU):  # defined here: a helper could not import it
         pass

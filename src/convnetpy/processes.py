@@ -64,6 +64,12 @@ def use_processes(on: bool) -> None:
         close_helpers()
 
 
+def _switch_off() -> None:
+    """use_processes(False) for a caller that holds the helpers' lock: the helpers left are closed next time."""
+    global _enabled
+    _enabled = False
+
+
 def processes_enabled() -> bool:
     return _enabled
 
@@ -84,8 +90,15 @@ def borrowed(count: int):
         return
     try:
         _helpers[:] = [h for h in _helpers if h.alive()]
-        while len(_helpers) < count:
-            _helpers.append(Helper())
+        try:
+            while len(_helpers) < count:
+                _helpers.append(Helper())
+        except OSError as e:  # no process or file descriptor to be had
+            warnings.warn(f"convnetpy: cannot start a helper process ({e}); training goes on with threads only "
+                          "(convnetpy.processes)", RuntimeWarning, stacklevel=3)
+            _switch_off()
+            yield None
+            return
         yield _helpers[:count]
     finally:
         _lock.release()
@@ -210,6 +223,10 @@ class Helper:
         try:
             self.process = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL,
                                             pass_fds=(theirs.fileno(), self.memory.fd))
+        except BaseException:
+            ours.close()
+            self.memory.close()
+            raise
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
@@ -287,8 +304,7 @@ class Helper:
         code = self.process.wait()
         self.close()
         if self.steps == 0:
-            global _enabled
-            _enabled = False  # (not use_processes: the caller holds the helpers' lock)
+            _switch_off()
             warnings.warn(f"convnetpy: a helper process could not start (exit code {code}); training goes on "
                           "with threads only (convnetpy.processes)", RuntimeWarning, stacklevel=4)
         else:
