@@ -1,5 +1,7 @@
 """Exceptions that name the problem, so users see one clear line instead of a NumPy traceback."""
 
+import pickle
+
 
 class ConvnetpyError(Exception):
     """Base class of every error convnetpy raises on purpose."""
@@ -15,3 +17,12 @@ class ShapeError(ConvnetpyError, ValueError):
 
 class NetFileError(ConvnetpyError, ValueError):
     """A saved net or checkpoint file is missing, truncated or not a convnetpy file."""
+
+
+def portable(e: Exception) -> Exception:
+    """``e`` if it survives pickling (to travel to another process), else a ConvnetpyError with its message."""
+    try:
+        pickle.loads(pickle.dumps(e))
+        return e
+    except Exception:
+        return ConvnetpyError(str(e))

@@ -35,6 +35,7 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
+from .errors import portable
 from .functional import compiled, conv
 from .layers import Layer
 from .losses import HEAD_LOSSES
@@ -374,7 +375,7 @@ def serve(conn_fd: int, memory_fd: int) -> None:
             try:
                 conn.send(("done", _run_step(memory, layers, order, loss_fn, layout, replicas, *message[1:])))
             except Exception as e:  # the parent raises it
-                conn.send(("error", _picklable(e)))
+                conn.send(("error", portable(e)))
 
 
 def _run_step(memory: SharedMemory, layers: list[Layer], order: list[int], loss_fn, layout: Layout,
@@ -393,11 +394,3 @@ def _run_step(memory: SharedMemory, layers: list[Layer], order: list[int], loss_
         losses.append(loss)
         np.copyto(views.scores[k], scores)
     return losses
-
-
-def _picklable(error: Exception) -> Exception:
-    try:
-        pickle.loads(pickle.dumps(error))
-        return error
-    except Exception:
-        return RuntimeError(f"in a convnetpy helper process: {type(error).__name__}: {error}")

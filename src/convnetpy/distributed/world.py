@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import pickle
 import sys
 import time
 import traceback
@@ -23,7 +22,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from ..errors import ConvnetpyError
+from ..errors import ConvnetpyError, portable
 
 # Set by the launchers: MPICH's and Intel MPI's hydra and Slurm's PMI-2 (PMI_SIZE), Open MPI (OMPI_COMM_WORLD_SIZE),
 # MVAPICH (MV2_COMM_WORLD_SIZE); PMIx launchers set PMIX_RANK without a size.
@@ -107,7 +106,7 @@ class World:
             try:
                 result = fn(*args)
             except Exception as e:
-                self.broadcast_object((False, _portable(e)))
+                self.broadcast_object((False, portable(e)))
                 raise
             return self.broadcast_object((True, result))[1]
         ok, value = self.broadcast_object(None)
@@ -223,15 +222,6 @@ def share_cores(ranks_here: int, environ: Mapping[str, str] = os.environ) -> int
 
         threadpool_limits(threads, user_api="blas")
     return threads
-
-
-def _portable(e: Exception) -> Exception:
-    """``e`` if it survives pickling (to travel to the other ranks), else a ConvnetpyError with its message."""
-    try:
-        pickle.loads(pickle.dumps(e))
-        return e
-    except Exception:
-        return ConvnetpyError(str(e))
 
 
 def _launcher_hint(environ: Mapping[str, str]) -> str:
