@@ -76,6 +76,20 @@ def test_helpers_compute_bitwise_what_threads_compute(two_threads, model, head):
     _assert_same(with_helpers, _steps(specs, False, batches))
 
 
+@pytest.mark.parametrize("model", [cifar10net, lenet5])
+def test_inference_on_helpers_is_bitwise_what_threads_compute(two_threads, model):
+    net = convnetpy.Net(model(), seed=0)
+    batches = [_batch(net, n, seed=n)[0] for n in (64, 40, 500)]
+    before = _helper_steps()
+    with_helpers = [net.forward(x) for x in batches]
+    probabilities = net.predict_proba(batches[2], batch_size=100)
+    assert _helper_steps() == before + len(batches) + 5
+    processes.use_processes(False)
+    for x, scores in zip(batches, with_helpers):
+        assert np.array_equal(scores, net.forward(x))
+    assert np.array_equal(probabilities, net.predict_proba(batches[2], batch_size=100))
+
+
 def test_helpers_compute_float64_and_follow_the_kernel_settings(two_threads, kernels):
     specs = lenet5()
     _assert_same(_steps(specs, True, [48], np.float64), _steps(specs, False, [48], np.float64))
@@ -210,8 +224,8 @@ def test_nets_helpers_cannot_rebuild_run_on_threads(two_threads):
     specs_net = convnetpy.Net(lenet5(), seed=0)
     layers = [MyReLU() if isinstance(layer, ReLU) else layer for layer in specs_net.layers]
     net = convnetpy.Net(layers, input_shape=specs_net.input_shape, head="softmax")
-    assert not processes.usable(net.layers, net.head)
-    assert processes.usable(specs_net.layers, specs_net.head)
+    assert not processes.usable(net.layers)
+    assert processes.usable(specs_net.layers)
     before = _helper_steps()
     x, y = _batch(net, 64)
     net.train_step(x, y)

@@ -149,19 +149,28 @@ class Net:
 
         Input of the other float type is cast to the net's dtype, so float64 data never silently turns a
         float32 net's computation into float64 (and float32 data keeps a float64 gradient check exact).
+        A large batch runs as shards; in inference mode, with more than one thread, in helper processes
+        (``convnetpy.processes``), with the same numbers.
         """
         self._check_input(x)
         x = x.astype(self.dtype, copy=False)
         if training:
             self._sharded = None
         shards = shard_slices(len(x), self.layers)
-        with single_threaded_blas():  # convnetpy's threads do the parallel work (functional.parallel)
-            if shards is not None:  # a large batch: shards side by side on the threads (convnetpy.shards)
-                sharded = ShardedPass(self._replicas.make(self.layers, len(shards)), shards, self._order)
-                if training:
-                    self._sharded = sharded
-                return sharded.forward(x, training)
-            return forward_through(self.layers, self._order, x, training)
+        if shards is None:
+            with single_threaded_blas():  # convnetpy's threads do the parallel work (functional.parallel)
+                return forward_through(self.layers, self._order, x, training)
+        # a large batch: shards side by side on the threads (convnetpy.shards), for inference in helper processes
+        helpers = 0 if training else self._helper_count(shards)
+        with single_threaded_blas(), processes.borrowed(helpers) as helpers:
+            sharded = ShardedPass(self._replicas.make(self.layers, len(shards)), shards, self._order)
+            if training:
+                self._sharded = sharded
+            return sharded.forward(x, training, helpers, self.layers)
+
+    def _helper_count(self, shards: list[slice]) -> int:
+        """Helper processes for a pass over ``shards``: one per thread but this one (``convnetpy.processes``)."""
+        return min(get_num_threads(), len(shards)) - 1 if processes.usable(self.layers) else 0
 
     def backward(self, dscores: np.ndarray, input_grad: bool = False) -> np.ndarray | None:
         """Backpropagate dscores (N, *output_shape) through every layer, filling their grads.
@@ -201,9 +210,7 @@ class Net:
             return loss, scores
         x = x.astype(self.dtype, copy=False)
         self._sharded = None  # nothing is left for a separate backward()
-        helpers = min(get_num_threads(), len(shards)) - 1  # one helper process per thread but this one
-        if type(self).loss is not Net.loss or not processes.usable(self.layers, self.head):
-            helpers = 0  # threads only
+        helpers = self._helper_count(shards) if type(self).loss is Net.loss else 0
         with single_threaded_blas(), processes.borrowed(helpers) as helpers:
             sharded = ShardedPass(self._replicas.make(self.layers, len(shards)), shards, self._order)
             return sharded.train(x, np.asarray(targets), self.loss, self.layers, helpers, self.head)

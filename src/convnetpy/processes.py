@@ -9,8 +9,9 @@ shards (forward pass, loss, backward pass) while this process runs its own, and 
 scores back; this process sums all the shards' gradients in shard order. The helper runs the same kernels on
 the same numbers, so a step's results are bitwise those of the threads, or of one thread.
 
-``Net.train_step`` uses helpers when more than one thread is set (``functional.parallel.set_num_threads``)
-and the net is made of convnetpy's own layers; ``use_processes(False)`` keeps to threads. Helpers start on
+``Net.train_step`` and inference passes (``Net.forward``, ``predict``) use helpers when more than one thread
+is set (``functional.parallel.set_num_threads``) and the net is made of convnetpy's own layers; an inference
+pass sends only rows and gets scores back. ``use_processes(False)`` keeps to threads. Helpers start on
 first use (about a second: a fresh interpreter imports NumPy, convnetpy and the compiled kernels), serve
 every net of this process, and exit with it. A helper that stops is replaced, and its shards of that step run
 on this thread instead.
@@ -39,7 +40,7 @@ from .errors import portable
 from .functional import compiled, conv
 from .layers import Layer
 from .losses import HEAD_LOSSES
-from .shards import Replicas, train_shard
+from .shards import Replicas, forward_through, train_shard
 
 ALIGN = 64  # bytes: each array in the shared memory starts on a cache line of its own
 # Seconds a process polls for the other's message before it sleeps. On this 2-CPU virtual machine a process
@@ -75,11 +76,9 @@ def processes_enabled() -> bool:
     return _enabled
 
 
-def usable(layers: list[Layer], head: str | None) -> bool:
-    """True when helpers can take this net: a loss head, and convnetpy's own layer classes (a helper imports
-    them by name)."""
-    return (_enabled and head in HEAD_LOSSES
-            and all(type(layer).__module__.startswith("convnetpy.") for layer in layers))
+def usable(layers: list[Layer]) -> bool:
+    """True when helpers can take this net: convnetpy's own layer classes (a helper imports them by name)."""
+    return _enabled and all(type(layer).__module__.startswith("convnetpy.") for layer in layers)
 
 
 @contextmanager
@@ -239,9 +238,10 @@ class Helper:
     def alive(self) -> bool:
         return not self.conn.closed and self.process.poll() is None
 
-    def submit(self, layers: list[Layer], order: list[int], head: str, x: np.ndarray, targets: np.ndarray,
-               shards: list[slice]) -> None:
-        """Start the helper on ``shards`` of the batch x (N, ...); ``result`` waits for it."""
+    def submit(self, layers: list[Layer], order: list[int], head: str | None, x: np.ndarray,
+               targets: np.ndarray | None, shards: list[slice]) -> None:
+        """Start the helper on ``shards`` of the batch x (N, ...): a training step, or an inference pass when
+        ``targets`` is None; ``result`` waits for it."""
         if self.pending:  # the last step stopped before reading this reply (an exception, Ctrl-C)
             self.result_or_error()
         net_key = (id(layers), tuple(map(id, layers)),
@@ -264,7 +264,7 @@ class Helper:
             np.copyto(value, layers[i].params[key])
         for rows_of_shard, x_rows in zip(shards, views.x):
             np.copyto(x_rows, x[rows_of_shard])
-        self.pending = self._send(("step", [targets[s] for s in shards],
+        self.pending = self._send(("step", None if targets is None else [targets[s] for s in shards],
                                    [(s.stop - s.start) / len(x) for s in shards], kernel_settings()))
 
     def result(self) -> tuple[list[float], list[list[np.ndarray]], list[np.ndarray]] | None:
@@ -367,7 +367,7 @@ def serve(conn_fd: int, memory_fd: int) -> None:
         except (EOFError, OSError):
             return
         if message[0] == "net":
-            layers, order, loss_fn = pickle.loads(message[1]), message[2], HEAD_LOSSES[message[3]]
+            layers, order, loss_fn = pickle.loads(message[1]), message[2], HEAD_LOSSES.get(message[3])
             replicas = Replicas()
         elif message[0] == "layout":
             layout = message[1]
@@ -380,12 +380,17 @@ def serve(conn_fd: int, memory_fd: int) -> None:
 
 def _run_step(memory: SharedMemory, layers: list[Layer], order: list[int], loss_fn, layout: Layout,
               replicas: Replicas, targets: list, shares: list[float], settings: tuple) -> list[float]:
-    """Run the shards of a step on the parameters and rows the parent wrote; results go into the memory."""
+    """Run the shards of a step on the parameters and rows the parent wrote; results go into the memory.
+    Without ``targets``, an inference pass: scores only."""
     _apply_kernel_settings(settings)
     if memory.layout is not layout:
         for value, (i, key, *_) in zip(memory.views(layout, grow=False).params, layout.params):
             layers[i].params[key] = value  # the replicas share these, as they share a layer's
     views, losses = memory.arrays, []
+    if targets is None:
+        for x, scores in zip(views.x, views.scores):
+            np.copyto(scores, forward_through(layers, order, x, training=False))
+        return losses
     for k, shard in enumerate(replicas.make(layers, len(targets))):
         grads = iter(views.grads[k])
         for replica in shard:  # backward writes gradients in place (Layer): here, straight into the memory

@@ -13,7 +13,8 @@ examples of a batch (BatchNorm) or draws random numbers (Dropout) keep the batch
 ``Layer.shardable``.
 
 Threads still share the interpreter's lock between kernels, which costs small nets most: a training step
-(``ShardedPass.train``) hands its shards to helper processes instead where it can (``convnetpy.processes``).
+(``ShardedPass.train``) and an inference pass hand shards to helper processes instead where they can
+(``convnetpy.processes``).
 """
 
 from __future__ import annotations
@@ -96,15 +97,40 @@ class ShardedPass:
     def __init__(self, replicas: list[list[Layer]], shards: list[slice], order: list[int]) -> None:
         self.replicas, self.shards, self.order = replicas, shards, order
 
-    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """x (N, ...) -> scores (N, ...), each shard through its replica, on the threads."""
+    def forward(self, x: np.ndarray, training: bool, helpers: list | None = None,
+                layers: list[Layer] | None = None) -> np.ndarray:
+        """x (N, ...) -> scores (N, ...), each shard through its replica, on the threads; an inference pass
+        may hand shards to ``helpers`` (see ``train``; ``layers``: the net's own)."""
         outs: list = [None] * len(self.shards)
 
         def run(s: int) -> None:
             outs[s] = forward_through(self.replicas[s], self.order, x[self.shards[s]], training)
 
-        run_tasks([lambda s=s: run(s) for s in range(len(self.shards))])
+        if helpers and not training:
+            self._on_helpers(helpers, run, lambda helper, group: helper.submit(
+                layers, self.order, None, x, None, [self.shards[s] for s in group]),
+                lambda s, results, k: outs.__setitem__(s, results[2][k]))
+        else:
+            run_tasks([lambda s=s: run(s) for s in range(len(self.shards))])
         return np.concatenate(outs)
+
+    def _on_helpers(self, helpers: list, run, submit, take) -> None:
+        """The shards in groups: the first on this thread (``run(s)``), one group per helper (``submit(helper,
+        group)``, then ``take(s, results, k)`` for its k-th shard s). A helper that stopped leaves its shards
+        to this thread."""
+        groups = task_groups(len(self.shards), len(helpers) + 1)
+        for helper, group in zip(helpers, groups[1:]):
+            submit(helper, group)
+        with on_this_thread():  # the other cores run the helpers
+            for s in groups[0]:
+                run(s)
+        for helper, group in zip(helpers, groups[1:]):
+            results = helper.result()  # None: the helper stopped
+            for k, s in enumerate(group):
+                if results is None:
+                    run(s)
+                else:
+                    take(s, results, k)
 
     def backward(self, dscores: np.ndarray, layers: list[Layer], input_grad: bool) -> np.ndarray | None:
         """Backpropagate each shard's rows of dscores; ``layers`` get the shards' gradients summed in order."""
@@ -137,20 +163,12 @@ class ShardedPass:
             losses[s], scores[s] = train_shard(self.replicas[s], self.order, x[rows], targets[rows],
                                                (rows.stop - rows.start) / len(x), loss_fn)
 
+        def take(s: int, results: tuple, k: int) -> None:
+            losses[s], grads[s], scores[s] = results[0][k], results[1][k], results[2][k]
+
         if helpers:
-            groups = task_groups(len(self.shards), len(helpers) + 1)
-            for helper, group in zip(helpers, groups[1:]):
-                helper.submit(layers, self.order, head, x, targets, [self.shards[s] for s in group])
-            with on_this_thread():  # the other cores run the helpers
-                for s in groups[0]:
-                    run(s)
-            for helper, group in zip(helpers, groups[1:]):
-                results = helper.result()  # None: the helper stopped, this thread runs its shards instead
-                for k, s in enumerate(group):
-                    if results is None:
-                        run(s)
-                    else:
-                        losses[s], grads[s], scores[s] = results[0][k], results[1][k], results[2][k]
+            self._on_helpers(helpers, run, lambda helper, group: helper.submit(
+                layers, self.order, head, x, targets, [self.shards[s] for s in group]), take)
         else:
             run_tasks([lambda s=s: run(s) for s in range(len(self.shards))])
         self._sum_grads(layers, grads)
