@@ -40,7 +40,7 @@ from .errors import portable
 from .functional import compiled, conv
 from .layers import Layer
 from .losses import HEAD_LOSSES
-from .shards import Replicas, forward_through, train_shard
+from .shards import Replicas, bare_copy, forward_through, train_shard
 
 ALIGN = 64  # bytes: each array in the shared memory starts on a cache line of its own
 # Seconds a process polls for the other's message before it sleeps. On this 2-CPU virtual machine a process
@@ -248,7 +248,7 @@ class Helper:
                    tuple(value.dtype.str for layer in layers for value in layer.params.values()))
         if net_key != self.net_key:  # a new net, or changed layers: send a copy
             self.net_key = self.layout_key = None
-            copies = pickle.dumps([_bare_copy(layer) for layer in layers], protocol=pickle.HIGHEST_PROTOCOL)
+            copies = pickle.dumps([bare_copy(layer) for layer in layers], protocol=pickle.HIGHEST_PROTOCOL)
             if not self._send(("net", copies, order, head)):
                 return
             self.net_key = net_key
@@ -327,16 +327,6 @@ def _wait(conn: Connection, seconds: float) -> None:
     end = time.perf_counter() + seconds
     while not conn.poll(0) and time.perf_counter() < end:
         pass
-
-
-def _bare_copy(layer: Layer) -> Layer:
-    """The layer without its cache and scratch buffers, for pickling."""
-    copy = object.__new__(type(layer))
-    copy.__dict__.update(layer.__dict__)
-    copy._cache = None
-    if hasattr(layer, "_workspace"):
-        copy._workspace = {}
-    return copy
 
 
 def _output_shape(layers: list[Layer], shape: tuple) -> tuple:

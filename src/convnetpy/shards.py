@@ -67,6 +67,20 @@ def train_shard(layers: list[Layer], order: list[int], x: np.ndarray, targets: n
     return loss * share, scores
 
 
+def bare_copy(layer: Layer, grads: dict | None = None, workspace: dict | None = None) -> Layer:
+    """A shallow copy of ``layer`` sharing its parameters, with no cache and its own scratch buffers
+    (``workspace``, new by default) and, where given, its own ``grads``. As copy.copy makes it, but 4x faster
+    (one per layer and shard, every step)."""
+    copy = object.__new__(type(layer))
+    copy.__dict__.update(layer.__dict__)
+    copy._cache = None
+    if grads is not None:
+        copy.grads = grads
+    if hasattr(layer, "_workspace"):
+        copy._workspace = {} if workspace is None else workspace
+    return copy
+
+
 class Replicas:
     """Per-shard copies of a net's layers; their gradients and scratch buffers live here between steps."""
 
@@ -83,12 +97,7 @@ class Replicas:
         for key, value in layer.params.items():
             if key not in grads or grads[key].shape != value.shape or grads[key].dtype != value.dtype:
                 grads[key] = np.zeros_like(value)
-        replica = object.__new__(type(layer))  # a shallow copy, as copy.copy makes it but 4x faster (per step)
-        replica.__dict__.update(layer.__dict__)
-        replica.grads, replica._cache = grads, None
-        if hasattr(layer, "_workspace"):
-            replica._workspace = kept["workspace"]
-        return replica
+        return bare_copy(layer, grads, kept["workspace"])
 
 
 class ShardedPass:
@@ -106,10 +115,12 @@ class ShardedPass:
         def run(s: int) -> None:
             outs[s] = forward_through(self.replicas[s], self.order, x[self.shards[s]], training)
 
+        def take(s: int, results: tuple, k: int) -> None:
+            outs[s] = results[2][k]
+
         if helpers and not training:
             self._on_helpers(helpers, run, lambda helper, group: helper.submit(
-                layers, self.order, None, x, None, [self.shards[s] for s in group]),
-                lambda s, results, k: outs.__setitem__(s, results[2][k]))
+                layers, self.order, None, x, None, [self.shards[s] for s in group]), take)
         else:
             run_tasks([lambda s=s: run(s) for s in range(len(self.shards))])
         return np.concatenate(outs)
