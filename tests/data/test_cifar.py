@@ -242,6 +242,21 @@ def _check(images, labels):
     assert labels.dtype == np.int64 and labels.min() >= 0 and labels.max() <= 9
 
 
+@pytest.mark.parametrize("kind", ["py2", "protocol2", "protocol5"])
+def test_a_corrupt_dtype_state_is_refused_not_a_crash(synth, kind):
+    """One damaged byte turned a dtype's state (3, '|', None, None, None, -1, -1, 0) into
+    (3, '|', (None, None), -1, -1, 0): NumPy's dtype.__setstate__ crashed the process on it (found by the fuzz
+    test below)."""
+    x, y = synth.cifar_like(2)
+    data = py2_pickle(x, y) if kind == "py2" else synth.cifar_pickle(x, y, protocol=int(kind[-1]))
+    state = b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xff"  # subarray, names, fields; elsize, alignment
+    assert data.count(state) == 1
+    with pytest.raises(DataFormatError, match="fuzzed: not a readable pickle.*dtype state NumPy would not write"):
+        read_cifar10_bytes(data.replace(state, b"NN\x86" + state[3:]), "fuzzed", binary=False)
+    images, labels = read_cifar10_bytes(data, "fine", binary=False)  # the state NumPy writes still reads
+    assert np.array_equal(images, x) and np.array_equal(labels, y)
+
+
 @fuzz_settings
 @given(cut=cuts, flips=flips, kind=st.sampled_from(["binary", "py2", "protocol2", "protocol5"]))
 def test_fuzzed_batches_fail_cleanly(synth, cut, flips, kind):
