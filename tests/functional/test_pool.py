@@ -25,19 +25,30 @@ TOL = 1e-12
 pytestmark = pytest.mark.usefixtures("kernels")  # each test with the NumPy kernels, then the compiled ones
 
 
+def _channels_last(x: np.ndarray) -> np.ndarray:
+    """The same values, (N, C, H, W) view of channels-last memory, as a convolution writes them."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [
+    ((3, 2), (2, 2), (1, 1)),  # overlapping rows, padding
+    ((2, 2), (2, 2), (0, 0)),  # windows that tile the input: the compiled forward pass on channels-last input
+])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
-def test_maxpool2d_paths_agree_with_nan_and_layouts(kernels, layout):
+def test_maxpool2d_paths_agree_with_nan_and_layouts(kernels, layout, kernel, stride, padding):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 5, 9, 8)).astype(np.float32)
     if layout == "channels_last":
-        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-    with_nan = x.copy()
-    with_nan[0, 1, 2, 3] = np.nan
+        x = _channels_last(x)
+    with_nan = x.copy(order="K")
+    with_nan[0, 1, 2, 3] = np.nan  # inside a window
+    with_nan[1, 2, 0, 0] = np.nan  # where a window starts, with larger values after it
+    with_nan[1, 2, 0:2, 1] = 1e9
 
     def run():
-        out, cache = maxpool2d_forward(x, (3, 2), (2, 2), (1, 1))
+        out, cache = maxpool2d_forward(x, kernel, stride, padding)
         dout = np.random.default_rng(8).standard_normal(out.shape).astype(np.float32)
-        return out, maxpool2d_backward(dout, cache), maxpool2d_forward(with_nan, (3, 2), (2, 2), (1, 1))[0]
+        return out, maxpool2d_backward(dout, cache), maxpool2d_forward(with_nan, kernel, stride, padding)[0]
 
     out, dx, out_nan = run()
     compiled.use_compiled(kernels != "compiled" and compiled.installed)  # the other path
@@ -45,7 +56,7 @@ def test_maxpool2d_paths_agree_with_nan_and_layouts(kernels, layout):
     np.testing.assert_array_equal(out, other_out)
     np.testing.assert_array_equal(dx, other_dx)
     np.testing.assert_array_equal(out_nan, other_out_nan)  # NaN propagates, as in PyTorch
-    assert np.isnan(out_nan[0, 1]).any()
+    assert np.isnan(out_nan[0, 1]).any() and np.isnan(out_nan[1, 2, 0, 0])
 
 
 def _random_pool(rng: np.random.Generator, overlap: bool):
@@ -82,16 +93,21 @@ def test_maxpool2d_matches_naive(seed, overlap):
     assert rel_error(dx, naive.pool2d_backward(dout, x, kernel, stride, padding, mode="max")) < TOL
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize(("shape", "kernel", "padding"), [
     ((2, 3, 8, 8), (2, 2), (0, 0)),  # windows tile the input exactly
     ((2, 3, 9, 7), (2, 2), (0, 0)),  # a last row and column no window reaches: their gradient is zero
+    ((3, 6, 11, 13), (3, 4), (0, 0)),  # wider than tall windows, rows and columns left over
     ((1, 4, 7, 10), (3, 2), (1, 1)),  # padding, and rows left over
 ])
-def test_maxpool2d_tiling_windows_match_naive(shape, kernel, padding):
-    """Windows with stride = kernel (the compiled kernel's tiled case) leave no stale values where they end."""
+def test_maxpool2d_tiling_windows_match_naive(shape, kernel, padding, layout):
+    """Windows with stride = kernel (the compiled kernels' tiled case) leave no stale values where they end."""
     rng = np.random.default_rng(sum(shape))
     x = rng.permutation(int(np.prod(shape))).reshape(shape) + 0.25
+    if layout == "channels_last":
+        x = _channels_last(x)
     out, cache = maxpool2d_forward(x, kernel, kernel, padding)
+    assert rel_error(out, naive.pool2d_forward(x, kernel, kernel, padding, mode="max")) < TOL
     for _ in range(3):  # freed buffers come back from malloc full of the last call's gradients
         dout = rng.standard_normal(out.shape)
         dx = maxpool2d_backward(dout, cache)

@@ -30,6 +30,11 @@ def _padded(x: np.ndarray, padding: Pair, fill: float) -> np.ndarray:
     return xp
 
 
+def _channels_last(x: np.ndarray) -> bool:
+    """Whether x (N, C, H, W) is a view of contiguous channels-last memory (N, H, W, C), as convolutions write."""
+    return x.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
 def _slices(kernel: Pair, stride: Pair, out_hw: Pair):
     """Yield the index of each window offset's strided slice, in row-major window order."""
     (KH, KW), (sh, sw), (OH, OW) = kernel, stride, out_hw
@@ -49,7 +54,9 @@ def maxpool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair =
     """x: (N, C, H, W) -> out (N, C, OH, OW), the maximum of each window.
 
     The cache holds references to the padded input and the output (no copies): backward finds each
-    window's first maximum again by comparing slices with the output.
+    window's first maximum again by comparing slices with the output. Windows that tile channels-last input
+    take one compiled pass (``compiled.maxpool_forward_tiled``): NumPy's slices of it have contiguous runs of
+    only C values, too short for its loops.
     """
     out_hw = pool_output_hw(x.shape[2:], kernel, stride, padding)
     xp = _padded(x, padding, -np.inf)
@@ -62,7 +69,10 @@ def maxpool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair =
         for s in slices[1:]:
             np.maximum(ob, xb[s], out=ob)
 
-    over_batch(run, len(x), xp.size)
+    if compiled.available() and compiled.tiles(kernel, stride) and _channels_last(xp):
+        over_batch(lambda b: compiled.maxpool_forward_tiled(xp, kernel, out, b), len(x), xp.size)
+    else:
+        over_batch(run, len(x), xp.size)
     cache = (xp, out, x.shape, kernel, stride, padding) if keep_cache else None
     return out, cache
 
