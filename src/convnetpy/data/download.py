@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +34,9 @@ def download_file(urls: Sequence[str], dest, md5: str | None = None, *, timeout:
     wrong md5 and none delivered good ones, DownloadError otherwise; both list every URL with its failure.
     ``progress``: show a tqdm bar on stderr (None: only when stderr is a terminal).
     """
+    import http.client  # here, not at the top: with ssl and email, 7 MB that a process which downloads
+    import urllib.error  # nothing (a training helper, say) should not pay
+
     dest = Path(dest)
     if not urls:
         raise DownloadError(f"no URL to download {dest.name} from")
@@ -68,6 +68,8 @@ def md5sum(path, chunk: int = 1 << 20) -> str:
 
 
 def _fetch(url: str, f, md5: str | None, timeout: float, progress: bool | None, name: str) -> None:
+    import urllib.request
+
     from .. import __version__
 
     request = urllib.request.Request(url, headers={"User-Agent": f"convnetpy/{__version__}"})
