@@ -3,19 +3,29 @@
     python benchmarks/accuracy.py --data-dir ../shared/data                      # all three runs, convnetpy
     python benchmarks/accuracy.py --data-dir ../shared/data --runs lenet5-mnist --framework convnetpy torch
     python benchmarks/accuracy.py --data-dir ../shared/data --runs cifar10net-cifar10 --framework convnetpy torch \
-        --until 0.70 --scale 0.5                                                 # time to 70%, both engines
+        --until 0.70 --epochs 20 --seeds 0 1 2 3                                 # time to 70%, both engines
 
 Each run trains with a one-cycle learning rate spread over its time budget (SGD with Nesterov momentum,
 weight decay, shifts of up to 2 pixels, flips for CIFAR-10), evaluates on the test split after every epoch
 and prints: epoch, seconds of training, train loss, test accuracy. The PyTorch twin trains the same
 architecture from the same initial weights on the same batches (our preprocessing and augmentation, our
 learning-rate schedule), so the two differ only in the engine.
+
+With ``--until``, a run stops once it reaches that test accuracy, and reports the training seconds it took.
+A schedule spread over a time budget gives both engines the same learning rate at the same second, so they
+cross at about the same second whatever their speed: a faster engine only gets more steps at each rate.
+``--epochs N`` spreads it over N epochs instead, so both take the same steps at the same rates and the faster
+one gets there sooner. Where a curve crosses depends on its swings from epoch to epoch as well, so ``--seeds``
+repeats everything with other initial weights and batches (each seed's the same for both engines) and the
+summary gives each engine's median time over the seeds.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +62,11 @@ RUNS = {
 }
 
 
-def config_for(run: Run, scale: float) -> FitConfig:
-    return FitConfig(epochs=None, time_limit=run.seconds * scale, batch_size=run.batch_size, optimizer="sgd",
-                     lr=run.lr, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
-                     augment=True, flip=run.flip, max_shift=run.max_shift, val_fraction=0.0, seed=0)
+def config_for(run: Run, scale: float, seed: int = 0, epochs: int | None = None) -> FitConfig:
+    """The run's recipe; its learning rate follows its time budget, or ``epochs`` when given."""
+    return FitConfig(epochs=epochs, time_limit=None if epochs else run.seconds * scale, batch_size=run.batch_size,
+                     optimizer="sgd", lr=run.lr, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
+                     augment=True, flip=run.flip, max_shift=run.max_shift, val_fraction=0.0, seed=seed)
 
 
 def report(epoch: int, seconds: float, train_loss: float, accuracy: float) -> None:
@@ -78,7 +89,7 @@ class Curve:
 
 
 def train_convnetpy(run: Run, config: FitConfig, train, test, curve: Curve, out: Path | None = None) -> float:
-    net = convnetpy.Net(MODELS[run.model](), seed=0)
+    net = convnetpy.Net(MODELS[run.model](), seed=config.seed)
     pre = Preprocessor.fit(train.images, net.input_shape, train.classes, flip=config.flip,
                            max_shift=config.max_shift)
 
@@ -112,7 +123,7 @@ def train_torch(run: Run, config: FitConfig, train, test, curve: Curve) -> float
 
     from twins import torch_twin
 
-    net = convnetpy.Net(MODELS[run.model](), seed=0)
+    net = convnetpy.Net(MODELS[run.model](), seed=config.seed)
     model = torch_twin(net)
     pre = Preprocessor.fit(train.images, net.input_shape, train.classes, flip=config.flip,
                            max_shift=config.max_shift)
@@ -135,18 +146,24 @@ def train_torch(run: Run, config: FitConfig, train, test, curve: Curve) -> float
 
     elapsed, epoch, n = 0.0, 0, len(train)
     steps_per_epoch = math.ceil(n / config.batch_size)
-    while elapsed < config.time_limit:
+    budget = config.time_limit or math.inf
+
+    def progress(step: int) -> float:  # as Trainer._progress: the schedule follows time or steps
+        return (elapsed / budget if config.time_limit else (epoch * steps_per_epoch + step)
+                / (config.epochs * steps_per_epoch))
+
+    while elapsed < budget and (config.epochs is None or epoch < config.epochs):
         order = np.random.default_rng([config.seed, epoch]).permutation(n)
         losses = []
         for step in range(steps_per_epoch):
-            if elapsed >= config.time_limit:
+            if elapsed >= budget:
                 break
             t0 = time.perf_counter()
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
             x = torch.from_numpy(pre(train.images[idx], rng=np.random.default_rng([config.seed, epoch, step])))
             y = torch.from_numpy(train.labels[idx])
             for group in opt.param_groups:
-                group["lr"] = scheduled_lr(config, epoch, elapsed / config.time_limit)
+                group["lr"] = scheduled_lr(config, epoch, progress(step))
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
             loss.backward()
@@ -168,6 +185,11 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, help="save each convnetpy run's checkpoint in this folder")
     parser.add_argument("--until", type=float, help="time to accuracy: stop each run once its test accuracy "
                         "reaches this fraction (e.g. 0.70) and report the training seconds it took")
+    parser.add_argument("--epochs", type=int, help="train this many epochs, the learning rate's schedule spread "
+                        "over them instead of over the time budget: the same rate at the same step for both "
+                        "engines")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="repeat every run with these seeds "
+                        "(initial weights, batches, augmentation; the same for both engines)")
     parser.add_argument("--threads", type=int, help="threads for BLAS, convnetpy's kernels and PyTorch "
                         "(default: all CPUs)")
     parser.add_argument("--keep-freed-memory", action="store_true",
@@ -192,10 +214,11 @@ def main(argv=None) -> None:
         run = RUNS[name]
         train = load_dataset(run.dataset, "train", data_dir=args.data_dir, download=False)
         test = load_dataset(run.dataset, "test", data_dir=args.data_dir, download=False)
-        for framework in args.framework:
-            config = config_for(run, args.scale)
-            print(f"\n{name} [{framework}]: {len(train):,} train / {len(test):,} test images, "
-                  f"{config.time_limit:.0f} s budget, target {run.target:.1%}")
+        for seed, framework in itertools.product(args.seeds, args.framework):
+            config = config_for(run, args.scale, seed, args.epochs)
+            budget = f"{args.epochs} epochs" if args.epochs else f"{config.time_limit:.0f} s budget"
+            print(f"\n{name} [{framework}], seed {seed}: {len(train):,} train / {len(test):,} test images, "
+                  f"{budget}, target {run.target:.1%}")
             print(f"{'epoch':>5} {'seconds':>8} {'train loss':>10} {'test acc':>9}")
             curve = Curve(args.until)
             meter = LoadMeter().start()
@@ -203,16 +226,29 @@ def main(argv=None) -> None:
                 acc = train_convnetpy(run, config, train, test, curve, args.out)
             else:
                 acc = train_torch(run, config, train, test, curve)
-            results.append((name, framework, config.time_limit, acc, run.target, meter.busy(), curve))
-    print(f"\n{'run':<20} {'framework':<10} {'budget s':>8} {'test acc':>9} {'target':>7} {'cpu load':>9}")
-    for name, framework, budget, acc, target, load, _ in results:
+            results.append((name, framework, seed, budget, acc, run.target, meter.busy(), curve))
+    print(f"\n{'run':<20} {'framework':<10} {'seed':>4} {'budget':>10} {'test acc':>9} {'target':>7} {'cpu load':>9}")
+    for name, framework, seed, budget, acc, target, load, _ in results:
         verdict = "met" if acc >= target else "missed"
-        print(f"{name:<20} {framework:<10} {budget:>8.0f} {acc:>9.2%} {target:>7.1%} {load:>5.2f} CPUs {verdict}")
+        print(f"{name:<20} {framework:<10} {seed:>4} {budget.replace(' budget', ''):>10} {acc:>9.2%} "
+              f"{target:>7.1%} {load:>5.2f} CPUs {verdict}")
     if args.until is not None:
-        print(f"\ntime to {args.until:.0%} test accuracy (seconds of training, data loading included)")
-        for name, framework, *_, curve in results:
-            took = f"{curve.reached:.0f} s" if curve.reached is not None else "not reached"
-            print(f"{name:<20} {framework:<10} {took}")
+        print_time_to_accuracy(results, args.until)
+
+
+def print_time_to_accuracy(results: list, until: float) -> None:
+    """Seconds to ``until`` per run and seed (with the epochs it took), then each engine's median over seeds."""
+    print(f"\ntime to {until:.0%} test accuracy (seconds of training, data loading included)")
+    times: dict[tuple[str, str], list[float]] = {}
+    for name, framework, seed, *_, curve in results:
+        took = "not reached"
+        if curve.reached is not None:
+            times.setdefault((name, framework), []).append(curve.reached)
+            took = f"{curve.reached:.0f} s, epoch {curve.points[-1][0]}"
+        print(f"{name:<20} {framework:<10} seed {seed:<4} {took}")
+    for (name, framework), seconds in times.items():
+        print(f"{name:<20} {framework:<10} median {statistics.median(seconds):.0f} s over {len(seconds)} seeds "
+              f"that reached it")
 
 
 if __name__ == "__main__":
