@@ -431,17 +431,18 @@ def conv_weight_grad(dout: np.ndarray, xp: np.ndarray, kernel, dilation, chunk: 
     (KH, KW), (dh, dw) = kernel, dilation
     L = -(-OH * Wp // 16) * 16  # each run: OH rows of Wp values, then zeros to whole vectors of 16 lanes
     slack = (KW - 1) * dw + L - OH * Wp  # the last shifted run ends this far past the last plane
-    planes = np.empty((N, C * Hp * Wp + slack), xp.dtype)
-    dout_rows = np.empty((N, F, L), dout.dtype)
     c, kh, kw = np.meshgrid(np.arange(C), np.arange(KH), np.arange(KW), indexing="ij")
     starts = (c * (Hp * Wp) + kh * (dh * Wp) + kw * dw).reshape(-1)  # (C*KH*KW,), ordered like dweight
     partial = np.zeros((-(-N // chunk), F, C * KH * KW), dout.dtype)  # (chunks, F, C*KH*KW)
 
     def grad(images: slice) -> None:  # copy the chunk's planes, then its dot products while they are in cache
-        planes[images, C * Hp * Wp:] = 0
-        planes[images, :C * Hp * Wp].reshape(-1, C, Hp, Wp)[...] = xp[images]  # NumPy copies this one as fast
-        _to_planes(_nhwc(dout), dout_rows, Wp, images.start, images.stop)
-        _weight_grad_rows(dout_rows, planes, starts, images.start, images.stop, partial[images.start // chunk])
+        n = images.stop - images.start  # planes for this chunk only: for the whole batch they would be the
+        planes = np.empty((n, C * Hp * Wp + slack), xp.dtype)  # largest buffers of a step (the CIFAR-10 net's
+        dout_rows = np.empty((n, F, L), dout.dtype)  # first layer, 64 images: 4.7 MB of output gradient)
+        planes[:, C * Hp * Wp:] = 0
+        planes[:, :C * Hp * Wp].reshape(-1, C, Hp, Wp)[...] = xp[images]  # NumPy copies this one as fast
+        _to_planes(_nhwc(dout[images]), dout_rows, Wp, 0, n)
+        _weight_grad_rows(dout_rows, planes, starts, 0, n, partial[images.start // chunk])
 
     over_chunks(grad, N, chunk)
     return partial.sum(axis=0).reshape(F, C, KH, KW)
