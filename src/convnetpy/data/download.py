@@ -34,8 +34,8 @@ def download_file(urls: Sequence[str], dest, md5: str | None = None, *, timeout:
     wrong md5 and none delivered good ones, DownloadError otherwise; both list every URL with its failure.
     ``progress``: show a tqdm bar on stderr (None: only when stderr is a terminal).
     """
-    import http.client  # here, not at the top: with ssl and email, 7 MB that a process which downloads
-    import urllib.error  # nothing (a training helper, say) should not pay
+    import http.client  # here, not at the top: with ssl and email, up to 7 MB that a process which
+    import urllib.error  # downloads nothing (a training helper, say) should not pay
 
     dest = Path(dest)
     if not urls:

@@ -419,12 +419,11 @@ def conv_weight_grad(dout: np.ndarray, xp: np.ndarray, kernel, dilation, chunk: 
     """dweight (F, C, KH, KW) of a stride-1 convolution from dout (N, F, OH, OW) and the padded input xp
     (N, C, Hp, Wp), each in any memory layout.
 
-    Both are copied to planes first: the input (N, C*Hp*Wp + slack), the output gradient padded with zeros to
-    width Wp, (N, F, OH*Wp rounded up to a multiple of 16). Rounding up spares the dot products a scalar tail:
-    LeNet-5's second layer (OH*Wp = 140) at batch 32, 0.248 -> 0.216 ms. Row (c, kh, kw) of the gradient is
-    then a dot product of contiguous runs, see
-    ``_weight_grad_rows``. Partial sums over ``chunk`` images at a time, added in order: the result does not
-    depend on the number of threads.
+    A chunk of images at a time, both are copied to planes first: the input (n, C*Hp*Wp + slack), the output
+    gradient padded with zeros to width Wp, (n, F, OH*Wp rounded up to a multiple of 16). Rounding up spares
+    the dot products a scalar tail: LeNet-5's second layer (OH*Wp = 140) at batch 32, 0.248 -> 0.216 ms. Row
+    (c, kh, kw) of the gradient is then a dot product of contiguous runs, see ``_weight_grad_rows``. Partial
+    sums over ``chunk`` images at a time, added in order: the result does not depend on the number of threads.
     """
     _compile()
     (N, F, OH, _), (_, C, Hp, Wp) = dout.shape, xp.shape
