@@ -228,27 +228,42 @@ def _conv_rows(xp, weight_rows, bias, out, kernel_h, stride_h, stride_w, dilatio
     w holds its KH*C values (kh, c), then zeros up to ``column`` (see ``column_length``). Output pixel ow's
     receptive field is then one contiguous run of KW*column values starting at row ow*stride_w, and the
     weights are laid out (kw, kh, c) to match: an im2col of one image row, KH times the input instead of
-    KH*KW times. out: (N, OH, OW, F).
+    KH*KW times. out: (N, OH, OW, F), C-contiguous.
+
+    ``group`` output rows go through the dot products together, enough for a multiple of four pixels: the
+    pixels left over from four-by-four tiles cost twice as much each. LeNet-5's second layer (rows of 10
+    pixels) at batch 32, one thread: forward 0.250 -> 0.188 ms, input gradient (rows of 14) 0.467 -> 0.398 ms.
     """
-    OH, OW, F = out.shape[1:]
+    N, OH, OW, F = out.shape
     Wp, C = xp.shape[2], xp.shape[3]
     filters, column = weight_rows.shape[0], weight_rows.shape[2]  # filters: F rounded up to four-by-four tiles
     K = weight_rows.shape[1] * column
-    rows = np.zeros((Wp, column), xp.dtype)
+    group = 1
+    while group * OW % 4 != 0:
+        group += 1
+    group = min(group, OH)
+    rows = np.zeros((group, Wp, column), xp.dtype)
     flat = rows.reshape(-1)
-    pixel_starts = np.arange(OW) * (stride_w * column)
+    pixel_starts = np.empty(group * OW, np.int64)  # where each pixel's receptive field starts in ``flat``
+    for r in range(group):
+        for ow in range(OW):
+            pixel_starts[r * OW + ow] = (r * Wp + ow * stride_w) * column
     filter_starts = np.arange(filters) * K
     weights = weight_rows.reshape(-1)
-    tile = np.empty((OW, filters), out.dtype)  # one output row, when F is not a multiple of four
+    tile = np.empty((group * OW, filters), out.dtype)  # the group's pixels, when F is not a multiple of four
+    out_pixels = out.reshape(N, OH * OW, F)
     for n in range(first, last):
-        for oh in range(OH):
-            for kh in range(kernel_h):
-                rows[:, kh * C:(kh + 1) * C] = xp[n, oh * stride_h + kh * dilation_h]
-            o = out[n, oh] if filters == F else tile  # (OW, filters)
+        for oh in range(0, OH, group):
+            count = min(group, OH - oh)
+            for r in range(count):
+                for kh in range(kernel_h):
+                    rows[r, :, kh * C:(kh + 1) * C] = xp[n, (oh + r) * stride_h + kh * dilation_h]
+            pixels = count * OW
+            o = out_pixels[n, oh * OW:oh * OW + pixels] if filters == F else tile[:pixels]  # (pixels, filters)
             o[:] = bias
-            _dot_tiles(flat, pixel_starts, weights, filter_starts, K, o)
+            _dot_tiles(flat, pixel_starts[:pixels], weights, filter_starts, K, o)
             if filters != F:
-                out[n, oh] = tile[:, :F]
+                out_pixels[n, oh * OW:oh * OW + pixels] = tile[:pixels, :F]
 
 
 def _conv_planes(xp, weight, bias, out, dilation_h, dilation_w, first, last):
