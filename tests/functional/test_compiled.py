@@ -66,6 +66,22 @@ def test_compiled_kernels_are_chosen_by_shape(monkeypatch, channels, kernel, wid
     assert ("conv_weight_grad" in calls) == compiled_weight_grad
 
 
+@pytest.mark.parametrize("rows", range(1, 10))
+def test_dot_tiles_cover_every_tile_shape(rows):
+    """Four-by-four tiles, 4 x 2 and 2 x 4 tiles for two rows or columns left over, 4 x 1 and 1 x 4 for one,
+    and the corner: every (rows, columns) up to 9 x 9 against NumPy, each product added exactly once."""
+    compiled._compile()
+    rng = np.random.default_rng(rows)
+    length = 37
+    a, b = rng.standard_normal(200), rng.standard_normal(200)  # rows are overlapping windows into these
+    for columns in range(1, 10):
+        a_starts, b_starts = rng.integers(0, 200 - length, rows), rng.integers(0, 200 - length, columns)
+        out = rng.standard_normal((rows, columns))
+        want = out + np.array([[a[i:i + length] @ b[j:j + length] for j in b_starts] for i in a_starts])
+        compiled._dot_tiles(a, a_starts, b, b_starts, length, out)
+        np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+
+
 def test_use_compiled_without_numba_names_the_package(monkeypatch):
     monkeypatch.setattr(compiled, "installed", False)
     with pytest.raises(RuntimeError, match="pip install numba"):

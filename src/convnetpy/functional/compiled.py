@@ -181,28 +181,68 @@ def _dot_tiles(a, a_starts, b, b_starts, length, out):
             out[i + 3, j + 1] += s31
             out[i + 3, j + 2] += s32
             out[i + 3, j + 3] += s33
-    for i in range(0, I4, 4):  # columns left over: four rows against one
-        for j in range(J4, J):
+    I2, J2 = I4 + (I - I4) // 2 * 2, J4 + (J - J4) // 2 * 2  # two rows or two columns left over: 2 x 4 tiles
+    if J2 > J4:
+        for i in range(0, I4, 4):
+            _dot_4x2(a, a_starts[i:i + 4], b, b_starts[J4:J2], length, out[i:i + 4, J4:J2])
+    if I2 > I4:
+        for j in range(0, J4, 4):
+            _dot_4x2(b, b_starts[j:j + 4], a, a_starts[I4:I2], length, out[I4:I2, j:j + 4].T)
+    for i in range(0, I4, 4):  # a column left over: four rows against one
+        for j in range(J2, J):
             bj = b[b_starts[j]:b_starts[j] + length]
             s0, s1, s2, s3 = _dot4(bj, a, a_starts[i:i + 4], length)
             out[i, j] += s0
             out[i + 1, j] += s1
             out[i + 2, j] += s2
             out[i + 3, j] += s3
-    for i in range(I4, I):  # rows left over: one row against four, then against one
+    for i in range(I4, I):  # a row left over: one row against four; then the corner, one against one
         ai = a[a_starts[i]:a_starts[i] + length]
-        for j in range(0, J4, 4):
-            s0, s1, s2, s3 = _dot4(ai, b, b_starts[j:j + 4], length)
-            out[i, j] += s0
-            out[i, j + 1] += s1
-            out[i, j + 2] += s2
-            out[i, j + 3] += s3
+        if i >= I2:
+            for j in range(0, J4, 4):
+                s0, s1, s2, s3 = _dot4(ai, b, b_starts[j:j + 4], length)
+                out[i, j] += s0
+                out[i, j + 1] += s1
+                out[i, j + 2] += s2
+                out[i, j + 3] += s3
         for j in range(J4, J):
             bj = b[b_starts[j]:b_starts[j] + length]
             s = out.dtype.type(0)
             for k in range(length):
                 s += ai[k] * bj[k]
             out[i, j] += s
+
+
+def _dot_4x2(a, a_starts, b, b_starts, length, out):
+    """out (4, 2) += the dot products of the four rows a[a_starts[i]:][:length] with the two rows of b: the
+    tile for two rows or columns left over. Cheaper than four-by-four tiles that compute zeros, and than 4 x 1
+    tiles: LeNet-5's input gradient of its second layer (6 channels) at batch 32, 0.394 -> 0.352 ms.
+    """
+    a0 = a[a_starts[0]:a_starts[0] + length]
+    a1 = a[a_starts[1]:a_starts[1] + length]
+    a2 = a[a_starts[2]:a_starts[2] + length]
+    a3 = a[a_starts[3]:a_starts[3] + length]
+    b0 = b[b_starts[0]:b_starts[0] + length]
+    b1 = b[b_starts[1]:b_starts[1] + length]
+    s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = out.dtype.type(0)
+    for k in range(length):
+        x0, x1, x2, x3, y0, y1 = a0[k], a1[k], a2[k], a3[k], b0[k], b1[k]
+        s00 += x0 * y0
+        s01 += x0 * y1
+        s10 += x1 * y0
+        s11 += x1 * y1
+        s20 += x2 * y0
+        s21 += x2 * y1
+        s30 += x3 * y0
+        s31 += x3 * y1
+    out[0, 0] += s00
+    out[0, 1] += s01
+    out[1, 0] += s10
+    out[1, 1] += s11
+    out[2, 0] += s20
+    out[2, 1] += s21
+    out[3, 0] += s30
+    out[3, 1] += s31
 
 
 def _dot4(x, b, starts, length):
@@ -236,7 +276,7 @@ def _conv_rows(xp, weight_rows, bias, out, kernel_h, stride_h, stride_w, dilatio
     """
     N, OH, OW, F = out.shape
     Wp, C = xp.shape[2], xp.shape[3]
-    filters, column = weight_rows.shape[0], weight_rows.shape[2]  # filters: F rounded up to four-by-four tiles
+    filters, column = weight_rows.shape[0], weight_rows.shape[2]  # filters: F rounded up to an even number
     K = weight_rows.shape[1] * column
     group = 1
     while group * OW % 4 != 0:
@@ -250,7 +290,7 @@ def _conv_rows(xp, weight_rows, bias, out, kernel_h, stride_h, stride_w, dilatio
             pixel_starts[r * OW + ow] = (r * Wp + ow * stride_w) * column
     filter_starts = np.arange(filters) * K
     weights = weight_rows.reshape(-1)
-    tile = np.empty((group * OW, filters), out.dtype)  # the group's pixels, when F is not a multiple of four
+    tile = np.empty((group * OW, filters), out.dtype)  # the group's pixels, when F is odd
     out_pixels = out.reshape(N, OH * OW, F)
     for n in range(first, last):
         for oh in range(0, OH, group):
@@ -344,7 +384,8 @@ def _compile() -> None:
 
         kernels = globals()
         fast = numba.njit(fastmath={"reassoc", "contract"}, nogil=True, cache=True, boundscheck=False)
-        for name in ("_dot4", "_dot_tiles", "_conv_rows", "_conv_planes", "_to_planes", "_weight_grad_rows"):
+        for name in ("_dot4", "_dot_4x2", "_dot_tiles", "_conv_rows", "_conv_planes", "_to_planes",
+                     "_weight_grad_rows"):
             kernels[name] = fast(kernels[name])
         for name in ("_maxpool_forward_tiled", "_maxpool_backward", "_maxpool_backward_tiled"):
             kernels[name] = numba.njit(nogil=True, cache=True)(kernels[name])
@@ -401,13 +442,13 @@ def column_length(kernel_h: int, kernel_w: int, channels: int, lanes: int = 16) 
 
 def conv_weight_rows(weight: np.ndarray) -> np.ndarray:
     """(F, C, KH, KW) -> (filters, KW, column): each filter laid out (kw, kh, c) like ``_conv_rows``' receptive
-    fields, each column padded with zeros to ``column_length``, and zero filters up to a multiple of four.
+    fields, each column padded with zeros to ``column_length``, and a zero filter when F is odd.
 
-    Computing zeros is cheaper than the tiles left over: LeNet-5's input gradient of its second layer (F = 6)
-    measured 0.96 ms with 6 filters and 0.86 ms with 8.
+    A zero filter is cheaper than a column left over (``_dot_tiles``): two filters left over go through 4 x 2
+    tiles, one through 4 x 1 tiles at nearly the cost of 4 x 2.
     """
     F, C, KH, KW = weight.shape
-    rows = np.zeros((-(-F // 4) * 4, KW, column_length(KH, KW, C)), weight.dtype)
+    rows = np.zeros((-(-F // 2) * 2, KW, column_length(KH, KW, C)), weight.dtype)
     rows[:F, :, :KH * C] = weight.transpose(0, 3, 2, 1).reshape(F, KW, KH * C)
     return rows
 

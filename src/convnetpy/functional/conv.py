@@ -184,7 +184,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     cache = (("channels_last", windows, weight, x.shape, stride, pads, dilation, bias is not None, xp)
              if keep_cache else None)
     if _compiled_forward(C * KH * KW, dilation):
-        w_rows = compiled.conv_weight_rows(weight)  # (filters, KW, column): F rounded up to a multiple of 4
+        w_rows = compiled.conv_weight_rows(weight)  # (filters, KW, column): F rounded up to an even number
         b_rows = np.zeros(len(w_rows), x.dtype)  # (filters,)
         if bias is not None:
             b_rows[:F] = bias
