@@ -50,6 +50,7 @@ def test_compiled_kernels_take_the_nets_convolutions(monkeypatch):
 @pytest.mark.parametrize(("channels", "kernel", "width", "compiled_forward", "compiled_weight_grad"), [
     (16, 5, 16, True, True),  # the CIFAR-10 net's second layer
     (20, 5, 8, True, False),  # its third: rows of 12 for 8 output columns, too wide for the weight gradient
+    (6, 5, 10, True, True),  # rows of 14 for 10 output columns, as in LeNet-5's second layer
     (3, 3, 32, False, True),  # a reduction of 27: BLAS
 ])
 def test_compiled_kernels_are_chosen_by_shape(monkeypatch, channels, kernel, width, compiled_forward,
