@@ -345,9 +345,6 @@ def serve(conn_fd: int, memory_fd: int) -> None:
     from .functional.parallel import set_num_threads
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which then closes the connection
-    # Numba imports SciPy, where installed, to offer BLAS inside compiled code, which the kernels do not call:
-    # 16 MB of a helper's memory (benchmarks/memory.py). A helper imports nothing else that needs it.
-    sys.modules.setdefault("scipy", None)
     keep_freed_memory()
     set_num_threads(1)  # a helper is one core's worth of work
     conn, memory = Connection(conn_fd), SharedMemory(memory_fd)

@@ -5,6 +5,9 @@ Their agreement with the naive loops and with the NumPy kernels is tested in tes
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -81,6 +84,26 @@ def test_dot_tiles_cover_every_tile_shape(rows):
         want = out + np.array([[a[i:i + length] @ b[j:j + length] for j in b_starts] for i in a_starts])
         compiled._dot_tiles(a, a_starts, b, b_starts, length, out)
         np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+
+
+def test_numba_comes_without_scipy_which_stays_importable():
+    """Numba would import SciPy (15 MB resident) to offer BLAS that the kernels never call. In a fresh process:
+    the kernels run without it, and compiled code of the user's own that needs it still gets it."""
+    pytest.importorskip("scipy")
+    script = """
+import sys
+import numpy as np
+from convnetpy.functional import compiled, conv2d_forward
+compiled.use_compiled(True)
+conv2d_forward(np.ones((2, 16, 8, 8), np.float32), np.ones((4, 16, 3, 3), np.float32), None)
+assert "numba" in sys.modules and "scipy" not in sys.modules, sorted(m for m in sys.modules if "scipy" in m)
+import numba
+dot = numba.njit(lambda a, b: np.dot(a, b))
+assert dot(np.eye(3), np.full((3, 3), 2.0)).sum() == 18.0
+assert "scipy.linalg.cython_blas" in sys.modules
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
 
 
 def test_use_compiled_without_numba_names_the_package(monkeypatch):

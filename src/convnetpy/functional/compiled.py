@@ -28,6 +28,7 @@ which commands that train nothing should not pay. A fresh install compiles for a
 from __future__ import annotations
 
 import importlib.util
+import sys
 import threading
 
 import numpy as np
@@ -380,8 +381,7 @@ def _compile() -> None:
     with _compile_lock:
         if _compiled:
             return
-        import numba
-
+        numba = _import_numba()
         kernels = globals()
         fast = numba.njit(fastmath={"reassoc", "contract"}, nogil=True, cache=True, boundscheck=False)
         for name in ("_dot4", "_dot_4x2", "_dot_tiles", "_conv_rows", "_conv_planes", "_to_planes",
@@ -390,6 +390,28 @@ def _compile() -> None:
         for name in ("_maxpool_forward_tiled", "_maxpool_backward", "_maxpool_backward_tiled"):
             kernels[name] = numba.njit(nogil=True, cache=True)(kernels[name])
         _compiled = True
+
+
+def _import_numba():
+    """Numba, imported without SciPy.
+
+    Numba imports SciPy, where installed, only to offer BLAS inside compiled code (``np.dot``), which the
+    kernels never call: 15 MB of each process's resident memory (``benchmarks/memory.py``). SciPy is blocked
+    only while Numba is imported: compiled code of the user's own that calls ``np.dot`` imports it when it is
+    first compiled, as it would anyway. (Numba's ``np.correlate`` and ``np.convolve`` then use their own loop
+    rather than BLAS.) Where either is imported already, this changes nothing.
+    """
+    if "numba" in sys.modules or "scipy" in sys.modules:
+        import numba
+        return numba
+    sys.modules["scipy"] = None  # an import of SciPy now raises ImportError, which Numba expects without it
+    try:
+        import numba
+        import numba.np.arraymath  # noqa: F401  (imported on the first compile; it is the one that asks for SciPy)
+    finally:
+        if sys.modules.get("scipy", False) is None:
+            del sys.modules["scipy"]
+    return numba
 
 
 def _nhwc(a: np.ndarray) -> np.ndarray:
