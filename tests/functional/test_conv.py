@@ -33,10 +33,16 @@ def layout(request, monkeypatch):
     return request.param
 
 
-def _random_conv2d(rng: np.random.Generator):
-    """A random conv2d configuration whose output is non-empty: asymmetric pads, strides and dilations."""
+def _random_conv2d(rng: np.random.Generator, lanes: bool = False):
+    """A random conv2d configuration whose output is non-empty: asymmetric pads, strides and dilations.
+
+    ``lanes``: 16 or 32 filters, and input channels too half the time, so that the forward pass and the input
+    gradient run the compiled kernel's outer-product tiles (``compiled.LANES`` filters each)."""
     while True:
         N, C, F = rng.integers(1, 4), rng.integers(1, 4), rng.integers(1, 4)
+        if lanes:
+            F = rng.choice([16, 32])
+            C = rng.choice([C, 16])
         H, W = rng.integers(1, 10), rng.integers(1, 10)
         KH, KW = rng.integers(1, 5), rng.integers(1, 5)
         stride = tuple(int(s) for s in rng.integers(1, 4, size=2))
@@ -53,8 +59,16 @@ def _random_conv2d(rng: np.random.Generator):
 
 @pytest.mark.parametrize("seed", range(40))
 def test_conv2d_forward_and_backward_match_naive(seed):
-    rng = np.random.default_rng(seed)
-    x, weight, bias, stride, pads, dilation, (OH, OW) = _random_conv2d(rng)
+    _check_against_naive(np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_filters_by_the_vector_match_naive(seed):
+    _check_against_naive(np.random.default_rng(1000 + seed), lanes=True)
+
+
+def _check_against_naive(rng, lanes: bool = False):
+    x, weight, bias, stride, pads, dilation, (OH, OW) = _random_conv2d(rng, lanes)
     out, cache = conv2d_forward(x, weight, bias, stride, pads, dilation)
     expected = naive.conv2d_forward(x, weight, bias, stride, pads, dilation)
     assert out.shape == expected.shape == (x.shape[0], weight.shape[0], OH, OW)

@@ -184,13 +184,9 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     cache = (("channels_last", windows, weight, x.shape, stride, pads, dilation, bias is not None, xp)
              if keep_cache else None)
     if _compiled_forward(C * KH * KW, dilation):
-        w_rows = compiled.conv_weight_rows(weight)  # (filters, KW, column): F rounded up to an even number
-        b_rows = np.zeros(len(w_rows), x.dtype)  # (filters,)
-        if bias is not None:
-            b_rows[:F] = bias
+        weights = compiled.conv_weights(weight, bias)  # laid out for the kernel that runs
         out = np.empty((N, OH, OW, F), dtype=x.dtype)  # channels-last
-        over_batch(lambda b: compiled.conv_forward(xp, w_rows, b_rows, KH, stride, dilation[0], out, b), N,
-                   out.size * KH)
+        over_batch(lambda b: compiled.conv_forward(xp, weights, KH, stride, dilation[0], out, b), N, out.size * KH)
         return out.transpose(0, 3, 1, 2), cache  # NCHW view of channels-last memory
     w2 = _grouped_weight(weight, stride[1], g)  # (K, g*F), rows ordered like the columns
     P, K = OH * OW // g, w2.shape[0]  # im2col rows per image, row length
