@@ -25,7 +25,7 @@ slices.
 
 Numba is imported, and the kernels compiled or loaded from Numba's cache, on first use, not on ``import
 convnetpy``: that costs about 130 MB of compiler and code (``benchmarks/memory.py``) and half a second,
-which commands that train nothing should not pay. A fresh install compiles for about 5 s on its first step.
+which commands that train nothing should not pay. A fresh install compiles for about 10 s on its first step.
 """
 
 from __future__ import annotations
