@@ -2,12 +2,17 @@
 
     python benchmarks/layers.py --model cifar10net --batch 64 --threads 1
     python benchmarks/layers.py --model cifar10net --batch 64 --threads 1 --numpy-only   # im2col and BLAS
+    python benchmarks/layers.py --model cifar10net --batch 64 --threads 1 --torch        # and the PyTorch twin
 
 Layers run in the order ``Net`` runs them (a ReLU followed by max pooling runs after the pool). Each weighted
 layer's rate counts 2 FLOPs per multiply-add: forward 1x, backward 2x its multiply-adds (weight gradient and
 input gradient; the first layer computes no input gradient). The machine's peak is estimated by a large
 float32 matmul on the same threads, the best BLAS can do here (the compiled kernels are not BLAS and can
 pass it: OpenBLAS may be pinned to older kernels, see ``OPENBLAS_CORETYPE`` in the README).
+
+``--torch`` then profiles the PyTorch twin's training step (``benchmarks/twins.py``, SGD with momentum) with
+``torch.profiler``: its self CPU time per operator and input shape, per step, with the profiler's own
+overhead included, so its total runs a little above ``speed.py``'s.
 """
 
 from __future__ import annotations
@@ -91,6 +96,42 @@ def profile(model: str, batch: int, repeats: int) -> None:
     print(f"peak: a 2048x2048 float32 matmul runs at {peak:.1f} GFLOP/s on these threads")
 
 
+def profile_torch(model: str, batch: int, repeats: int, rows: int = 16) -> None:
+    """The PyTorch twin's step through torch.profiler: milliseconds per step of its costliest operators."""
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from twins import torch_twin
+
+    net = convnetpy.Net(MODELS[model](), seed=0)
+    twin = torch_twin(net)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.random((batch, *net.input_shape), dtype=np.float32))
+    y = torch.from_numpy(rng.integers(0, net.output_shape[0], batch))
+    optimizer = torch.optim.SGD(twin.parameters(), lr=0.001, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(twin(x), y).backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(repeats):
+            step()
+    ops = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in ops) / repeats / 1e3
+    print(f"PyTorch twin, batch {batch}, {torch.get_num_threads()} thread(s): self CPU ms per step, "
+          f"torch.profiler, {rows} costliest of {len(ops)} operator/shape pairs")
+    for e in ops[:rows]:
+        first_input = next((shape for shape in e.input_shapes if shape), [])
+        print(f"{e.self_cpu_time_total / repeats / 1e3:>8.2f}  {e.key:<42} {first_input}")
+    print(f"{total:>8.2f}  total, the profiler's overhead included")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="cifar10net", choices=sorted(MODELS))
@@ -99,6 +140,8 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=None, help="default: all CPUs")
     parser.add_argument("--numpy-only", action="store_true",
                         help="switch off the compiled (Numba) kernels, which are on wherever Numba is installed")
+    parser.add_argument("--torch", action="store_true",
+                        help="then profile the PyTorch twin's step with torch.profiler, on the same threads")
     parser.add_argument("--keep-freed-memory", action="store_true",
                         help="tune malloc as the convnetpy command does (convnetpy.allocator): no page faults")
     args = parser.parse_args()
@@ -110,3 +153,9 @@ if __name__ == "__main__":
         set_num_threads(args.threads)
     with threadpool_limits(args.threads):
         profile(args.model, args.batch, args.repeats)
+    if args.torch:
+        import torch
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        profile_torch(args.model, args.batch, args.repeats)
