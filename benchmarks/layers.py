@@ -102,21 +102,13 @@ def profile_torch(model: str, batch: int, repeats: int, rows: int = 16) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from twins import torch_twin
+    from twins import torch_train_step, torch_twin
 
     net = convnetpy.Net(MODELS[model](), seed=0)
-    twin = torch_twin(net)
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.random((batch, *net.input_shape), dtype=np.float32))
     y = torch.from_numpy(rng.integers(0, net.output_shape[0], batch))
-    optimizer = torch.optim.SGD(twin.parameters(), lr=0.001, momentum=0.9)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn(twin(x), y).backward()
-        optimizer.step()
-
+    step = torch_train_step(torch_twin(net), x, y)
     for _ in range(3):
         step()
     with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:

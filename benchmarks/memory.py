@@ -59,16 +59,9 @@ x = rng.random((batch, *net.input_shape), dtype=np.float32)
 y = rng.integers(0, net.output_shape[0], batch)
 if library == "torch":
     import torch
-    from twins import torch_twin
+    from twins import torch_train_step, torch_twin
     torch.set_num_threads(threads)
-    twin = torch_twin(net)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-    opt = torch.optim.SGD(twin.parameters(), lr=0.001, momentum=0.9)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss_fn(twin(tx), ty).backward()
-        opt.step()
+    step = torch_train_step(torch_twin(net), torch.from_numpy(x), torch.from_numpy(y))
 else:
     from convnetpy.optim import SGD
     set_num_threads(threads)

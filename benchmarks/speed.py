@@ -34,7 +34,7 @@ from convnetpy.functional.parallel import set_num_threads
 from convnetpy.models import MODELS
 from convnetpy.optim import SGD
 from load import cpu_busy
-from twins import torch_twin
+from twins import torch_train_step, torch_twin
 
 
 def time_steps(step, n: int) -> float:
@@ -54,17 +54,11 @@ def measure(model: str, batch: int, rounds: int, seconds: float) -> dict:
     tx, ty = torch.from_numpy(x.copy()), torch.from_numpy(y)
 
     ours_opt = SGD(net.params(), lr=0.001, momentum=0.9)
-    torch_opt = torch.optim.SGD(twin.parameters(), lr=0.001, momentum=0.9)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    torch_train = torch_train_step(twin, tx, ty)
 
     def ours_train():
         net.backprop(x, y)
         ours_opt.step()
-
-    def torch_train():
-        torch_opt.zero_grad(set_to_none=True)
-        loss_fn(twin(tx), ty).backward()
-        torch_opt.step()
 
     def ours_infer():
         net.forward(x)

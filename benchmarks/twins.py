@@ -30,3 +30,17 @@ def torch_twin(net: convnetpy.Net) -> torch.nn.Sequential:
                 getattr(m, name).copy_(torch.from_numpy(value))
         modules.append(m)
     return torch.nn.Sequential(*modules)
+
+
+def torch_train_step(twin: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """A PyTorch user's training step for ``twin`` on the batch (x, y): cross-entropy, then SGD with momentum,
+    as the benchmarks run convnetpy's. Returns the step as a function of no arguments."""
+    optimizer = torch.optim.SGD(twin.parameters(), lr=0.001, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(twin(x), y).backward()
+        optimizer.step()
+
+    return step
