@@ -38,7 +38,7 @@ from convnetpy.checkpoint import save_checkpoint
 from convnetpy.data import load_dataset
 from convnetpy.models import MODELS
 from convnetpy.preprocess import Preprocessor
-from convnetpy.train import FitConfig, Trainer, evaluate, scheduled_lr
+from convnetpy.train import FitConfig, Trainer, evaluate, schedule_progress, scheduled_lr
 from load import LoadMeter
 
 
@@ -147,11 +147,6 @@ def train_torch(run: Run, config: FitConfig, train, test, curve: Curve) -> float
     elapsed, epoch, n = 0.0, 0, len(train)
     steps_per_epoch = math.ceil(n / config.batch_size)
     budget = config.time_limit or math.inf
-
-    def progress(step: int) -> float:  # as Trainer._progress: the schedule follows time or steps
-        return (elapsed / budget if config.time_limit else (epoch * steps_per_epoch + step)
-                / (config.epochs * steps_per_epoch))
-
     while elapsed < budget and (config.epochs is None or epoch < config.epochs):
         order = np.random.default_rng([config.seed, epoch]).permutation(n)
         losses = []
@@ -163,7 +158,8 @@ def train_torch(run: Run, config: FitConfig, train, test, curve: Curve) -> float
             x = torch.from_numpy(pre(train.images[idx], rng=np.random.default_rng([config.seed, epoch, step])))
             y = torch.from_numpy(train.labels[idx])
             for group in opt.param_groups:
-                group["lr"] = scheduled_lr(config, epoch, progress(step))
+                group["lr"] = scheduled_lr(config, epoch, schedule_progress(
+                    config, elapsed, epoch * steps_per_epoch + step, steps_per_epoch))
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
             loss.backward()

@@ -68,6 +68,14 @@ def make_optimizer(net, config: FitConfig):
     return cls(net.params(), **kwargs)
 
 
+def schedule_progress(config: FitConfig, elapsed: float, step: int, steps_per_epoch: int) -> float:
+    """How far a run is through its learning-rate schedule: ``elapsed`` seconds of ``config.time_limit`` or
+    ``step`` steps of ``config.epochs``, whichever is further along (0 for a limit not set)."""
+    by_time = elapsed / config.time_limit if config.time_limit else 0.0
+    by_steps = step / (config.epochs * steps_per_epoch) if config.epochs else 0.0
+    return max(by_time, by_steps)
+
+
 def scheduled_lr(config: FitConfig, epoch: int, progress: float) -> float:
     """Learning rate for ``epoch`` at ``progress`` (0..1 of the whole run, by steps or by time).
 
@@ -137,12 +145,6 @@ class Trainer:
                 "preprocess": self.pre.to_dict()}
 
     # -- training ------------------------------------------------------------------------------------
-    def _progress(self, steps_per_epoch: int) -> float:
-        c, s = self.config, self.state
-        by_time = s.elapsed / c.time_limit if c.time_limit else 0.0
-        by_steps = s.global_step / (c.epochs * steps_per_epoch) if c.epochs else 0.0
-        return max(by_time, by_steps)
-
     def _done(self, steps_per_epoch: int) -> str | None:
         c, s = self.config, self.state
         if c.epochs is not None and s.epoch >= c.epochs:
@@ -242,7 +244,7 @@ class Trainer:
                 mine, rng = self.parallel.shard(idx, rng)
             x = self.pre(images[mine], rng=rng)
             y = labels[mine]
-            lr = scheduled_lr(c, s.epoch, self._progress(steps_per_epoch))
+            lr = scheduled_lr(c, s.epoch, schedule_progress(c, s.elapsed, s.global_step, steps_per_epoch))
             self.optimizer.lr = lr
             # Overflow is reported below as TrainingDiverged, one clear error instead of NumPy warnings before it.
             with np.errstate(over="ignore", invalid="ignore"):
